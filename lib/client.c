@@ -1,0 +1,649 @@
+/* Client connections: startup packet, authentication, a server from the pool, relay, and the goodbye. */
+#include "lib/client.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "lib/auth.h"
+#include "lib/cancel.h"
+#include "lib/conn.h"
+#include "lib/log.h"
+#include "lib/rt.h"
+#include "lib/worker.h"
+#include "pool/pool.h"
+#include "pool/server.h"
+#include "proto/frame.h"
+#include "proto/msg.h"
+#include "proto/sqlstate.h"
+
+#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(LINKED) X(CLOSED)
+#define CLIENT_STATE_ENUM(name) CL_##name,
+enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
+#undef CLIENT_STATE_ENUM
+#define CLIENT_STATE_NAME(name) #name,
+static const char *const client_state_names[] = { CLIENT_STATES(CLIENT_STATE_NAME) };
+#undef CLIENT_STATE_NAME
+
+/* Bytes a client may send before it has a server (login messages, an early query). */
+#define CLIENT_IN_MAX (64u * 1024)
+#define CLIENT_AUTH_MSG_MAX 8192u
+
+struct client {
+	struct conn c;
+	enum client_state st;
+	struct pool_waiter wt;
+	struct server_link link;
+	struct pool *pool;
+	struct server *srv;
+	struct auth_state auth;
+	struct frame fr;              /* client -> server stream, once linked */
+	uint8_t *in;                  /* gathered bytes before the relay starts */
+	uint32_t inlen, incap;
+	uint8_t *pkt;                 /* the startup packet: sp's strings point into it */
+	struct startup sp;
+	const char *user, *db;
+	const struct cfg_db *d;
+	uint32_t key;                 /* BackendKeyData secret */
+	uint64_t since, state_since;
+	bool over_limit;
+	char addr[64];
+	char id[16];
+};
+
+static struct client *client_of(struct conn *c)
+{
+	return (struct client *)c;
+}
+
+static const struct cfg *client_cfg(const struct client *cl)
+{
+	return cl->c.w->rt->cfg;
+}
+
+static void client_set_state(struct client *cl, enum client_state st)
+{
+	log_debug("%s %s -> %s", cl->id, client_state_names[cl->st], client_state_names[st]);
+	cl->st = st;
+	cl->state_since = cl->c.w->now;
+}
+
+static void client_send(struct client *cl, const struct wbuf *w)
+{
+	if (w->overflow)
+		die("client message overflow");
+	conn_send_copy(&cl->c, w->p, w->len);
+}
+
+static void client_send_error(struct client *cl, const char *severity, const char *sqlstate,
+			      const char *message, const char *hint)
+{
+	uint8_t buf[1024];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	msg_error(&w, severity, sqlstate, message, NULL, hint);
+	if (w.overflow) {
+		w = wbuf_on(buf, sizeof buf);
+		msg_error(&w, severity, sqlstate, "error message too long", NULL, NULL);
+	}
+	client_send(cl, &w);
+}
+
+/* Leaves: the server goes back (reset) or is closed, the socket closes after what is queued. */
+static void client_close(struct client *cl, const char *why)
+{
+	if (cl->st == CL_CLOSED)
+		return;
+	if (cl->srv) {
+		struct server *s = cl->srv;
+		cl->srv = NULL;
+		/* A client that stopped mid-message leaves the server in an unknown state. */
+		server_unlink(s, !cl->fr.left && !cl->fr.have);
+	}
+	if (cl->pool)
+		pool_cancel_wait(cl->pool, &cl->wt);
+	if (cl->st >= CL_WAIT)
+		log_info("%s %s/%s@%s disconnect after %.3fs: %s", cl->id, cl->db, cl->user, cl->addr,
+			 (double)(cl->c.w->now - cl->since) / 1000.0, why);
+	else
+		log_debug("%s @%s closed during login: %s", cl->id, cl->addr, why);
+	client_set_state(cl, CL_CLOSED);
+	conn_close_flushed(&cl->c, 2000);
+}
+
+static void client_fatal(struct client *cl, const char *sqlstate, const char *message)
+{
+	if (cl->st == CL_CLOSED)
+		return;
+	client_send_error(cl, "FATAL", sqlstate, message, NULL);
+	client_close(cl, message);
+}
+
+static void client_gather(struct client *cl, const uint8_t *p, size_t n)
+{
+	if (cl->inlen + n > CLIENT_IN_MAX) {
+		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "too much data before the session started");
+		return;
+	}
+	if (cl->inlen + n > cl->incap) {
+		uint32_t ncap = cl->incap ? cl->incap : 512;
+		while (ncap < cl->inlen + n)
+			ncap *= 2;
+		uint8_t *ni = realloc(cl->in, ncap);
+		if (!ni)
+			die("out of memory");
+		cl->in = ni;
+		cl->incap = ncap;
+	}
+	memcpy(cl->in + cl->inlen, p, n);
+	cl->inlen += (uint32_t)n;
+}
+
+static void client_consume(struct client *cl, uint32_t n)
+{
+	memmove(cl->in, cl->in + n, cl->inlen - n);
+	cl->inlen -= n;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t client_pid(const struct client *cl)
+{
+	return (uint32_t)cl->c.w->id << WORKER_SLOT_BITS | cl->c.slot;
+}
+
+/* --- the session: relay and server events --- */
+
+static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy)
+{
+	struct server *s = cl->srv;
+	uint64_t base = cl->fr.pos;
+	size_t off = 0;
+	while (off < n) {
+		size_t used;
+		struct frame_msg m;
+		int rc = frame_next(&cl->fr, p + off, n - off, &used, &m);
+		off += used;
+		if (rc == FRAME_BAD) {
+			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid message length");
+			return;
+		}
+		if (rc == FRAME_MORE)
+			break;
+		if (m.type == 'X') {
+			/* Terminate is ours: the server stays for the next client. */
+			size_t at = m.at >= base ? (size_t)(m.at - base) : 0;
+			if (copy)
+				conn_send_copy(&s->c, p, at);
+			else
+				conn_send_buf(&s->c, bid, p, at);
+			cl->fr.left = cl->fr.have = 0;
+			if (m.at < base)
+				cl->fr.have = 1; /* a split Terminate reached the server: not clean */
+			client_close(cl, "client closed the session");
+			return;
+		}
+		server_note_request(s, m.type);
+	}
+	if (copy)
+		conn_send_copy(&s->c, p, n);
+	else
+		conn_send_buf(&s->c, bid, p, n);
+	if (conn_queued(&s->c) > CONN_HIGH_WATER)
+		conn_recv_pause(&cl->c);
+}
+
+static void client_finish_login(struct client *cl)
+{
+	struct server *s = cl->srv;
+	uint8_t buf[4096];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	for (uint32_t i = 0; i < s->nparams; i++)
+		msg_param_status(&w, s->params[i].name, s->params[i].value);
+	msg_backend_key(&w, client_pid(cl), cl->key);
+	msg_ready(&w, 'I');
+	client_send(cl, &w);
+	client_set_state(cl, CL_LINKED);
+	log_info("%s %s/%s@%s login ok (%s)", cl->id, cl->db, cl->user, cl->addr, s->id);
+	if (cl->inlen) {
+		/* Bytes that came early go first, in order. */
+		uint32_t n = cl->inlen;
+		cl->inlen = 0;
+		client_relay(cl, 0, cl->in, n, true);
+	}
+}
+
+/* Startup parameters the server must be told with SET, so the session looks as asked. */
+static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const char **bad)
+{
+	size_t len = 0;
+	sql[0] = 0;
+	for (size_t i = 0; i < cl->sp.nparams; i++) {
+		const char *name = cl->sp.name[i], *value = cl->sp.value[i];
+		if (!strcmp(name, "user") || !strcmp(name, "database") || !strcmp(name, "options") ||
+		    !strncmp(name, "_pq_.", 5))
+			continue;
+		const char *have = server_param(cl->srv, name);
+		if (have && strcmp(have, value) == 0)
+			continue;
+		for (const char *q = name; *q; q++) {
+			if (!isalnum((unsigned char)*q) && *q != '_' && *q != '.') {
+				*bad = name;
+				return false;
+			}
+		}
+		int n = snprintf(sql + len, cap - len, "SET %s = '", name);
+		if (n < 0 || (size_t)n >= cap - len)
+			goto toolong;
+		len += (size_t)n;
+		for (const char *q = value; *q; q++) {
+			if (len + 3 >= cap)
+				goto toolong;
+			if (*q == '\'')
+				sql[len++] = '\'';
+			sql[len++] = *q;
+		}
+		n = snprintf(sql + len, cap - len, "';");
+		if (n < 0 || (size_t)n >= cap - len)
+			goto toolong;
+		len += (size_t)n;
+	}
+	return true;
+toolong:
+	*bad = "startup parameters too long";
+	return false;
+}
+
+static void client_on_server(struct pool_waiter *wt, struct server *s)
+{
+	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wt));
+	cl->srv = s;
+	server_link(s, &cl->link);
+	char sql[4096];
+	const char *bad = NULL;
+	if (!client_setup_sql(cl, sql, sizeof sql, &bad)) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "unsupported startup parameter: %s", bad);
+		client_fatal(cl, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+		return;
+	}
+	if (!sql[0]) {
+		client_finish_login(cl);
+		return;
+	}
+	client_set_state(cl, CL_SETUP);
+	server_setup_query(s, sql);
+}
+
+static void client_on_setup_done(struct server_link *l, const char *sqlstate, const char *message)
+{
+	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	if (sqlstate) {
+		client_fatal(cl, sqlstate, message);
+		return;
+	}
+	client_finish_login(cl);
+}
+
+static void client_on_server_fail(struct pool_waiter *wt, const char *sqlstate, const char *message)
+{
+	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wt));
+	client_fatal(cl, sqlstate, message);
+}
+
+static void client_on_server_lost(struct server_link *l, const char *why, bool at_boundary)
+{
+	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	cl->srv = NULL;
+	if (at_boundary)
+		client_send_error(cl, "FATAL", SQLSTATE_CONNECTION_FAILURE, why, NULL);
+	client_close(cl, why);
+}
+
+/* --- login --- */
+
+static void client_authed(struct client *cl)
+{
+	uint8_t buf[16];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	msg_auth(&w, AUTH_OK, NULL, 0);
+	client_send(cl, &w);
+
+	const char *why = "unknown";
+	cl->pool = pool_get(cl->c.w, cl->db, cl->user, cl->d, &why);
+	if (!cl->pool) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "cannot reach database \"%s\": %s", cl->db, why);
+		client_fatal(cl, SQLSTATE_CONNECTION_FAILURE, msg);
+		return;
+	}
+	if (cl->auth.have_client_key && !cl->pool->have_client_key) {
+		memcpy(cl->pool->client_key, cl->auth.client_key, sizeof cl->pool->client_key);
+		cl->pool->have_client_key = true;
+	}
+	auth_state_clear(&cl->auth);
+	client_set_state(cl, CL_WAIT);
+	pool_acquire(cl->pool, &cl->wt);
+}
+
+static void client_auth_failed(struct client *cl, const char *why)
+{
+	char msg[256];
+	if (why) {
+		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, why);
+		return;
+	}
+	snprintf(msg, sizeof msg, "password authentication failed for user \"%s\"", cl->user);
+	client_fatal(cl, SQLSTATE_INVALID_PASSWORD, msg);
+}
+
+static void client_start_auth(struct client *cl)
+{
+	const struct cfg *cfg = client_cfg(cl);
+	char msg[256];
+	if (cl->over_limit) {
+		snprintf(msg, sizeof msg, "no more connections allowed (max_client_connections is %u)",
+			 cfg->max_client_connections);
+		client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
+		return;
+	}
+	if (cl->c.w->stopping) {
+		client_fatal(cl, SQLSTATE_CANNOT_CONNECT_NOW, "the proxy is shutting down");
+		return;
+	}
+	if (startup_get(&cl->sp, "replication")) {
+		client_fatal(cl, SQLSTATE_FEATURE_NOT_SUPPORTED, "replication connections are not supported");
+		return;
+	}
+	cl->user = startup_get(&cl->sp, "user");
+	cl->db = startup_get(&cl->sp, "database");
+	if (!cl->db || !*cl->db)
+		cl->db = cl->user;
+	cl->d = cfg_find_db(cfg, cl->db);
+	if (!cl->d) {
+		snprintf(msg, sizeof msg, "database \"%s\" does not exist", cl->db);
+		client_fatal(cl, SQLSTATE_INVALID_CATALOG_NAME, msg);
+		return;
+	}
+	const struct auth_user *u = auth_find(cl->c.w->rt->auth, cl->user);
+	uint8_t buf[256];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	switch (auth_begin(&cl->auth, cfg->auth_method, u, cl->user, &w)) {
+	case AUTH_PASS:
+		client_authed(cl);
+		return;
+	case AUTH_FAIL:
+		snprintf(msg, sizeof msg, "no such user: \"%s\"", cl->user);
+		client_fatal(cl, SQLSTATE_INVALID_AUTH_SPEC, msg);
+		return;
+	case AUTH_CONTINUE:
+		client_send(cl, &w);
+		client_set_state(cl, CL_AUTH);
+		return;
+	}
+}
+
+/* A whole startup-phase packet at cl->in[0..len). */
+static void client_on_startup(struct client *cl, uint32_t len)
+{
+	struct startup sp;
+	const char *why = NULL;
+	if (msg_parse_startup(cl->in, len, &sp, &why) < 0) {
+		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, why ? why : "invalid startup packet");
+		return;
+	}
+	uint8_t b[8];
+	struct wbuf w = wbuf_on(b, sizeof b);
+	switch (sp.code) {
+	case PROTO_SSL_CODE:
+	case PROTO_GSSENC_CODE:
+		/* Encryption is not offered (yet): 'N', and the client goes on in clear. */
+		msg_byte(&w, 'N');
+		client_send(cl, &w);
+		client_consume(cl, len);
+		return;
+	case PROTO_CANCEL_CODE: {
+		struct rt *rt = cl->c.w->rt;
+		uint32_t owner = sp.pid >> WORKER_SLOT_BITS;
+		uint32_t slot = sp.pid & (WORKER_SLOT_MAX - 1);
+		if (owner == (uint32_t)cl->c.w->id)
+			client_cancel_local(cl->c.w, slot, sp.key);
+		else if (owner < rt->nworkers)
+			worker_post(&cl->c.w->ring, &rt->workers[owner], OP_CANCEL, slot, 0, (int32_t)sp.key);
+		client_close(cl, "cancel request");
+		return;
+	}
+	default:
+		break;
+	}
+	/* Keep the packet: the parameters point into it for the whole session. */
+	cl->pkt = malloc(len);
+	if (!cl->pkt)
+		die("out of memory");
+	memcpy(cl->pkt, cl->in, len);
+	client_consume(cl, len);
+	if (msg_parse_startup(cl->pkt, len, &cl->sp, &why) < 0)
+		die("startup packet parsed once but not twice");
+	client_start_auth(cl);
+}
+
+static void client_on_login_bytes(struct client *cl)
+{
+	while (cl->st == CL_STARTUP || cl->st == CL_AUTH) {
+		if (cl->st == CL_STARTUP) {
+			if (cl->inlen < 4)
+				return;
+			uint32_t len = be32(cl->in);
+			if (len < 8 || len > PROTO_STARTUP_MAX) {
+				client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
+				return;
+			}
+			if (cl->inlen < len)
+				return;
+			client_on_startup(cl, len);
+			continue;
+		}
+		if (cl->inlen < 5)
+			return;
+		uint32_t len = be32(cl->in + 1);
+		if (cl->in[0] != 'p') {
+			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "expected a password message");
+			return;
+		}
+		if (len < 4 || len > CLIENT_AUTH_MSG_MAX) {
+			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid password message length");
+			return;
+		}
+		if (cl->inlen < 1 + len)
+			return;
+		uint8_t buf[1024];
+		struct wbuf w = wbuf_on(buf, sizeof buf);
+		const char *why = NULL;
+		enum auth_result r = auth_step(&cl->auth, cl->in + 5, len - 4, &w, &why);
+		client_consume(cl, 1 + len);
+		if (r == AUTH_FAIL) {
+			client_auth_failed(cl, why);
+			return;
+		}
+		if (w.len)
+			client_send(cl, &w);
+		if (r == AUTH_PASS)
+			client_authed(cl);
+	}
+}
+
+/* --- connection callbacks --- */
+
+static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_t n)
+{
+	struct client *cl = client_of(c);
+	switch (cl->st) {
+	case CL_LINKED:
+		client_relay(cl, bid, p, n, false);
+		return;
+	case CL_STARTUP:
+	case CL_AUTH:
+		client_gather(cl, p, n);
+		client_on_login_bytes(cl);
+		return;
+	case CL_WAIT:
+	case CL_SETUP:
+		client_gather(cl, p, n);
+		return;
+	case CL_CLOSED:
+		return;
+	}
+}
+
+static void client_on_eof(struct conn *c, int res)
+{
+	struct client *cl = client_of(c);
+	client_close(cl, res == 0 ? "client closed the connection" : strerror(-res));
+}
+
+static void client_on_drain(struct conn *c)
+{
+	struct client *cl = client_of(c);
+	if (cl->st == CL_LINKED && cl->srv)
+		conn_recv_start(&cl->srv->c);
+}
+
+static void client_on_tick(struct conn *c)
+{
+	struct client *cl = client_of(c);
+	struct worker *w = c->w;
+	const struct cfg *cfg = client_cfg(cl);
+	if ((cl->st == CL_STARTUP || cl->st == CL_AUTH) && cfg->client_login_timeout &&
+	    w->now - cl->since >= cfg->client_login_timeout) {
+		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "client_login_timeout: login not finished in time");
+		return;
+	}
+	if (w->stopping && cl->st == CL_LINKED && cl->srv && server_is_clean(cl->srv) &&
+	    !cl->fr.left && !cl->fr.have)
+		client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
+}
+
+static void client_on_free(struct conn *c)
+{
+	struct client *cl = client_of(c);
+	struct worker *w = c->w;
+	quota_conn_leave(&w->rt->clients);
+	w->nclients--;
+	auth_state_clear(&cl->auth);
+	free(cl->in);
+	free(cl->pkt);
+	free(cl);
+	if (w->stopping && w->nclients == 0)
+		pool_close_idle(w);
+}
+
+static void client_on_connect(struct conn *c, int res)
+{
+	(void)c, (void)res;
+	die("clients never connect");
+}
+
+static const struct conn_ops client_ops = {
+	.on_data = client_on_data,
+	.on_eof = client_on_eof,
+	.on_connect = client_on_connect,
+	.on_drain = client_on_drain,
+	.on_tick = client_on_tick,
+	.on_free = client_on_free,
+};
+
+static void client_describe_peer(struct client *cl)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	if (getpeername(cl->c.fd, (struct sockaddr *)&ss, &len) < 0) {
+		snprintf(cl->addr, sizeof cl->addr, "?");
+		return;
+	}
+	char host[INET6_ADDRSTRLEN];
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+		snprintf(cl->addr, sizeof cl->addr, "%s:%u", host, ntohs(in->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+		snprintf(cl->addr, sizeof cl->addr, "[%s]:%u", host, ntohs(in6->sin6_port));
+	} else {
+		snprintf(cl->addr, sizeof cl->addr, "unix");
+	}
+}
+
+void client_accept(struct worker *w, int fd)
+{
+	if (fd < 0) {
+		log_warn("hand-off failed: %s", strerror(-fd));
+		return;
+	}
+	struct rt *rt = w->rt;
+	bool within = quota_conn_enter(&rt->clients);
+	struct client *cl = calloc(1, sizeof *cl);
+	if (!cl)
+		die("out of memory");
+	if (conn_open(&cl->c, w, fd, &client_ops) < 0) {
+		log_error("no connection slot for a new client");
+		quota_conn_leave(&rt->clients);
+		close(fd);
+		free(cl);
+		return;
+	}
+	w->nclients++;
+	cl->over_limit = !within;
+	cl->since = cl->state_since = w->now;
+	cl->wt.ready = client_on_server;
+	cl->wt.fail = client_on_server_fail;
+	cl->link.peer = &cl->c;
+	cl->link.lost = client_on_server_lost;
+	cl->link.setup_done = client_on_setup_done;
+	if (getrandom(&cl->key, sizeof cl->key, 0) != sizeof cl->key)
+		die("getrandom failed");
+	snprintf(cl->id, sizeof cl->id, "c%u.%u", cl->c.slot, cl->c.gen);
+	client_describe_peer(cl);
+	log_debug("%s accepted from %s", cl->id, cl->addr);
+	conn_recv_start(&cl->c);
+}
+
+void client_cancel_local(struct worker *w, uint32_t slot, uint32_t key)
+{
+	struct conn *c = worker_conn(w, slot);
+	if (!c || c->ops != &client_ops || c->closing)
+		return;
+	struct client *cl = client_of(c);
+	/* A wrong key is ignored, as PostgreSQL does. */
+	if (cl->key != key || !cl->srv || cl->st != CL_LINKED || !cl->srv->be_pid)
+		return;
+	struct pool *p = cl->pool;
+	log_info("%s %s/%s cancel request for backend %u", cl->id, cl->db, cl->user, cl->srv->be_pid);
+	cancel_send(w, &p->addr, p->addrlen, p->family, cl->srv->be_pid, cl->srv->be_key);
+}
+
+void client_stop_all(struct worker *w, bool force)
+{
+	for (uint32_t i = 0; i < w->top; i++) {
+		struct conn *c = w->conns[i];
+		if (!c || c->ops != &client_ops || c->closing)
+			continue;
+		struct client *cl = client_of(c);
+		bool idle = cl->st != CL_LINKED ||
+			    (cl->srv && server_is_clean(cl->srv) && !cl->fr.left && !cl->fr.have);
+		if (force || idle)
+			client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
+	}
+	if (w->nclients == 0)
+		pool_close_idle(w);
+}

@@ -1,0 +1,276 @@
+/* Connection I/O: multishot receive with provided buffers, ordered sendmsg batches, and the close sequence. */
+#include "lib/conn.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/worker.h"
+
+int conn_open(struct conn *c, struct worker *w, int fd, const struct conn_ops *ops)
+{
+	c->ops = ops;
+	c->w = w;
+	c->fd = fd;
+	return worker_slot_alloc(w, c);
+}
+
+static uint64_t conn_ud(const struct conn *c, enum ring_op op)
+{
+	return ring_ud(op, c->slot, c->gen);
+}
+
+static void conn_arm_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = c->w->br.bgid;
+	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_RECV));
+	c->recv_armed = true;
+	c->inflight++;
+}
+
+void conn_recv_start(struct conn *c)
+{
+	c->recv_wanted = true;
+	if (!c->recv_armed && !c->closing && !c->starved)
+		conn_arm_recv(c);
+}
+
+void conn_recv_pause(struct conn *c)
+{
+	c->recv_wanted = false;
+	if (!c->recv_armed)
+		return;
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_cancel64(sqe, conn_ud(c, OP_RECV), 0);
+	io_uring_sqe_set_data64(sqe, ring_ud(OP_IGNORE, 0, 0));
+}
+
+static void conn_push(struct conn *c, struct conn_seg seg)
+{
+	if (c->qlen == c->qcap) {
+		uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
+		struct conn_seg *nq = malloc(ncap * sizeof *nq);
+		if (!nq)
+			die("out of memory");
+		for (uint32_t i = 0; i < c->qlen; i++)
+			nq[i] = c->q[(c->qhead + i) % c->qcap];
+		free(c->q);
+		c->q = nq;
+		c->qhead = 0;
+		c->qcap = ncap;
+	}
+	c->q[(c->qhead + c->qlen) % c->qcap] = seg;
+	c->qlen++;
+	c->qbytes += seg.len;
+	if (c->qbytes > CONN_HIGH_WATER)
+		c->above_high = true;
+	if (!c->sending)
+		worker_flush_later(c->w, c);
+}
+
+void conn_send_buf(struct conn *c, uint16_t bid, const uint8_t *p, size_t n)
+{
+	if (c->closing || n == 0)
+		return;
+	bufring_ref(&c->w->br, bid);
+	conn_push(c, (struct conn_seg){ .p = p, .len = (uint32_t)n, .bid = bid });
+}
+
+void conn_send_copy(struct conn *c, const void *p, size_t n)
+{
+	if (c->closing || n == 0)
+		return;
+	void *own = malloc(n);
+	if (!own)
+		die("out of memory");
+	memcpy(own, p, n);
+	conn_push(c, (struct conn_seg){ .p = own, .len = (uint32_t)n, .bid = -1, .own = own });
+}
+
+static void conn_seg_release(struct conn *c, struct conn_seg *s)
+{
+	if (s->bid >= 0)
+		bufring_put(&c->w->br, (uint16_t)s->bid);
+	else
+		free(s->own);
+}
+
+void conn_submit_sends(struct conn *c)
+{
+	c->queued_flush = false;
+	if (c->sending || c->closing || c->qlen == 0)
+		return;
+	if (!c->iov) {
+		c->iov = malloc(sizeof *c->iov);
+		if (!c->iov)
+			die("out of memory");
+	}
+	uint32_t n = c->qlen < CONN_IOV_MAX ? c->qlen : CONN_IOV_MAX;
+	for (uint32_t i = 0; i < n; i++) {
+		struct conn_seg *s = &c->q[(c->qhead + i) % c->qcap];
+		c->iov->v[i] = (struct iovec){ .iov_base = (void *)s->p, .iov_len = s->len };
+	}
+	c->iov->mh = (struct msghdr){ .msg_iov = c->iov->v, .msg_iovlen = n };
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	/* MSG_WAITALL makes io_uring retry short sends itself; partial results are still handled. */
+	io_uring_prep_sendmsg(sqe, c->fd, &c->iov->mh, MSG_NOSIGNAL | MSG_WAITALL);
+	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_SEND));
+	c->send_segs = n;
+	c->sending = true;
+	c->inflight++;
+}
+
+void conn_on_send(struct conn *c, int res)
+{
+	c->sending = false;
+	c->inflight--;
+	if (res < 0) {
+		if (!c->closing && c->ops->on_eof)
+			c->ops->on_eof(c, res);
+		if (!c->closing)
+			conn_close(c);
+		return;
+	}
+	size_t left = (size_t)res;
+	while (c->qlen && left) {
+		struct conn_seg *s = &c->q[c->qhead];
+		if (left < s->len) {
+			s->p += left;
+			s->len -= (uint32_t)left;
+			c->qbytes -= left;
+			break;
+		}
+		left -= s->len;
+		c->qbytes -= s->len;
+		conn_seg_release(c, s);
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qlen--;
+	}
+	if (c->closing)
+		return;
+	if (c->qlen) {
+		conn_submit_sends(c);
+		return;
+	}
+	if (c->flush_close) {
+		conn_close(c);
+		return;
+	}
+	if (c->above_high && c->qbytes < CONN_LOW_WATER) {
+		c->above_high = false;
+		if (c->ops->on_drain)
+			c->ops->on_drain(c);
+	}
+}
+
+void conn_on_recv(struct conn *c, int res, uint32_t flags)
+{
+	bool more = flags & IORING_CQE_F_MORE;
+	if (res > 0) {
+		uint16_t bid = (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+		struct bufring *br = &c->w->br;
+		bufring_take(br, bid);
+		if (!c->closing)
+			c->ops->on_data(c, bid, bufring_addr(br, bid), (size_t)res);
+		bufring_put(br, bid);
+	} else if (res == -ENOBUFS) {
+		/* Backpressure from the ring, not an error: retry when buffers return. */
+		if (!more && !c->closing) {
+			c->starved = true;
+			worker_add_starved(c->w, c);
+		}
+	} else if (res != -ECANCELED || c->recv_wanted) {
+		if (!c->closing && c->ops->on_eof)
+			c->ops->on_eof(c, res);
+		if (!c->closing)
+			conn_close(c);
+		more = false;
+		c->recv_wanted = false;
+	}
+	if (more)
+		return;
+	c->recv_armed = false;
+	c->inflight--;
+	if (c->recv_wanted && !c->closing && !c->starved)
+		conn_arm_recv(c);
+}
+
+void conn_rearm_starved(struct conn *c)
+{
+	c->starved = false;
+	if (c->recv_wanted && !c->recv_armed && !c->closing)
+		conn_arm_recv(c);
+}
+
+void conn_connect(struct conn *c, const void *addr, uint32_t addrlen)
+{
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
+	io_uring_prep_connect(sqe, c->fd, addr, addrlen);
+	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_CONNECT));
+	c->inflight++;
+}
+
+void conn_on_connect(struct conn *c, int res)
+{
+	c->inflight--;
+	if (!c->closing)
+		c->ops->on_connect(c, res);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->recv_wanted = false;
+	worker_reap_later(c->w, c);
+	if (c->fd >= 0)
+		shutdown(c->fd, SHUT_RDWR);
+	/*
+	 * Only with ops in flight: then the fd stays open until their completions
+	 * arrive, after this cancel is submitted. With none, the reap may close
+	 * the fd first and the number could already belong to a new client.
+	 */
+	if (c->fd >= 0 && c->inflight) {
+		struct io_uring_sqe *sqe = worker_sqe(c->w);
+		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, ring_ud(OP_IGNORE, 0, 0));
+	}
+}
+
+void conn_close_flushed(struct conn *c, uint64_t timeout_ms)
+{
+	if (c->closing)
+		return;
+	conn_recv_pause(c);
+	if (c->qlen == 0 && !c->sending) {
+		conn_close(c);
+		return;
+	}
+	c->flush_close = true;
+	c->close_by = c->w->now + timeout_ms;
+}
+
+void conn_reap(struct conn *c)
+{
+	while (c->qlen) {
+		conn_seg_release(c, &c->q[c->qhead]);
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qlen--;
+	}
+	free(c->q);
+	free(c->iov);
+	c->q = NULL;
+	c->iov = NULL;
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	worker_slot_free(c->w, c);
+	c->ops->on_free(c);
+}

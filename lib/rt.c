@@ -1,0 +1,51 @@
+/* Runtime start and join: the shared objects, the workers and their start barrier. */
+#include "lib/rt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/worker.h"
+#include "pool/pool.h"
+
+int rt_start(struct rt *rt, const struct cfg *cfg)
+{
+	rt->cfg = cfg;
+	rt->clients.max = cfg->max_client_connections;
+	rt->nworkers = cfg->workers;
+	if (rt->nworkers == 0 || rt->nworkers > WORKER_MAX)
+		return -EINVAL;
+	rt->caps = pool_caps_new();
+	rt->workers = calloc(rt->nworkers, sizeof *rt->workers);
+	if (!rt->caps || !rt->workers)
+		return -ENOMEM;
+
+	pthread_barrier_t started;
+	pthread_barrier_init(&started, NULL, rt->nworkers + 1);
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		if (worker_start(&rt->workers[i], rt, (int)i, &started) < 0)
+			die("cannot start worker thread %u", i);
+	pthread_barrier_wait(&started);
+	pthread_barrier_destroy(&started);
+	int err = 0;
+	for (uint32_t i = 0; i < rt->nworkers; i++) {
+		if (rt->workers[i].start_err) {
+			err = rt->workers[i].start_err;
+			log_error("worker %u: cannot set up io_uring: %s", i, strerror(-err));
+		}
+	}
+	/* On failure the caller exits the process; started workers go with it. */
+	return err;
+}
+
+void rt_join(struct rt *rt)
+{
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		worker_join(&rt->workers[i]);
+	free(rt->workers);
+	pool_caps_free(rt->caps);
+	rt->workers = NULL;
+	rt->caps = NULL;
+}

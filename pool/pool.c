@@ -1,0 +1,386 @@
+/* Per-worker pools: idle servers (LIFO), waiting clients (FIFO), and the global cap shared through atomics. */
+#include "pool/pool.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/conn.h"
+#include "lib/log.h"
+#include "lib/rt.h"
+#include "lib/worker.h"
+#include "pool/server.h"
+#include "proto/sqlstate.h"
+
+/*
+ * The registry is written under a lock only when a worker first meets a
+ * (database, user) pair; readers index it by id without locking, which is
+ * safe because entries are never moved or freed while workers run.
+ */
+struct pool_caps {
+	pthread_mutex_t lock;
+	uint32_t n;
+	struct pool_cap *_Atomic v[POOL_CAPS_MAX];
+};
+
+struct pool_caps *pool_caps_new(void)
+{
+	struct pool_caps *caps = calloc(1, sizeof *caps);
+	if (!caps)
+		return NULL;
+	pthread_mutex_init(&caps->lock, NULL);
+	return caps;
+}
+
+void pool_caps_free(struct pool_caps *caps)
+{
+	if (!caps)
+		return;
+	for (uint32_t i = 0; i < caps->n; i++) {
+		struct pool_cap *cap = atomic_load(&caps->v[i]);
+		free(cap->db);
+		free(cap->user);
+		free(cap);
+	}
+	pthread_mutex_destroy(&caps->lock);
+	free(caps);
+}
+
+static struct pool_cap *pool_cap_get(struct pool_caps *caps, const char *db, const char *user,
+				     uint32_t size)
+{
+	struct pool_cap *found = NULL;
+	pthread_mutex_lock(&caps->lock);
+	for (uint32_t i = 0; i < caps->n && !found; i++) {
+		struct pool_cap *cap = atomic_load(&caps->v[i]);
+		if (strcmp(cap->db, db) == 0 && strcmp(cap->user, user) == 0)
+			found = cap;
+	}
+	if (!found && caps->n < POOL_CAPS_MAX) {
+		found = calloc(1, sizeof *found);
+		if (found) {
+			found->db = strdup(db);
+			found->user = strdup(user);
+			found->size = size;
+			found->id = caps->n;
+			if (!found->db || !found->user)
+				die("out of memory");
+			atomic_store(&caps->v[caps->n], found);
+			caps->n++;
+		}
+	}
+	pthread_mutex_unlock(&caps->lock);
+	return found;
+}
+
+static struct pool *pool_by_cap(struct worker *w, uint32_t id)
+{
+	for (struct pool *p = w->pools; p; p = p->next)
+		if (p->cap->id == id)
+			return p;
+	return NULL;
+}
+
+static void pool_broadcast(struct pool *p, enum ring_op op)
+{
+	struct rt *rt = p->w->rt;
+	for (uint32_t i = 0; i < rt->nworkers; i++)
+		if (&rt->workers[i] != p->w)
+			worker_post(&p->w->ring, &rt->workers[i], op, p->cap->id, 0, 0);
+}
+
+static int pool_resolve(struct pool *p, const char **why)
+{
+	const struct cfg_db *d = p->d;
+	if (d->host[0] == '/') {
+		struct sockaddr_un *sun = (struct sockaddr_un *)&p->addr;
+		sun->sun_family = AF_UNIX;
+		int n = snprintf(sun->sun_path, sizeof sun->sun_path, "%s/.s.PGSQL.%u", d->host, d->port);
+		if (n < 0 || (size_t)n >= sizeof sun->sun_path) {
+			*why = "unix socket path too long";
+			return -ENAMETOOLONG;
+		}
+		p->addrlen = sizeof *sun;
+		p->family = AF_UNIX;
+		return 0;
+	}
+	/* Blocking, but only once per pool and worker; numeric hosts never touch DNS. */
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	struct addrinfo *res;
+	char port[8];
+	snprintf(port, sizeof port, "%u", d->port);
+	int ret = getaddrinfo(d->host, port, &hints, &res);
+	if (ret) {
+		*why = gai_strerror(ret);
+		return -EHOSTUNREACH;
+	}
+	memcpy(&p->addr, res->ai_addr, res->ai_addrlen);
+	p->addrlen = res->ai_addrlen;
+	p->family = res->ai_family;
+	freeaddrinfo(res);
+	return 0;
+}
+
+struct pool *pool_get(struct worker *w, const char *db, const char *user,
+		      const struct cfg_db *d, const char **why)
+{
+	for (struct pool *p = w->pools; p; p = p->next)
+		if (strcmp(p->db, db) == 0 && strcmp(p->user, user) == 0)
+			return p;
+
+	struct pool *p = calloc(1, sizeof *p);
+	if (!p)
+		die("out of memory");
+	p->w = w;
+	p->d = d;
+	p->db = strdup(db);
+	p->user = strdup(user);
+	if (!p->db || !p->user)
+		die("out of memory");
+	p->server_db = d->dbname ? d->dbname : p->db;
+	p->server_user = d->user ? d->user : p->user;
+	p->server_auth = auth_find(w->rt->auth, p->server_user);
+	p->server_password = d->password ? d->password : p->server_auth ? p->server_auth->plain : NULL;
+	p->cap = pool_cap_get(w->rt->caps, db, user, d->pool_size);
+	if (!p->cap || pool_resolve(p, why) < 0) {
+		if (!p->cap)
+			*why = "too many pools";
+		free(p->db);
+		free(p->user);
+		free(p);
+		return NULL;
+	}
+	p->next = w->pools;
+	w->pools = p;
+	return p;
+}
+
+/* Reserves one server of the global cap. */
+static bool pool_reserve(struct pool *p)
+{
+	unsigned n = atomic_load_explicit(&p->cap->servers, memory_order_relaxed);
+	do {
+		if (n >= p->cap->size)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&p->cap->servers, &n, n + 1,
+							memory_order_acq_rel, memory_order_relaxed));
+	return true;
+}
+
+static void pool_unreserve(struct pool *p)
+{
+	atomic_fetch_sub_explicit(&p->cap->servers, 1, memory_order_acq_rel);
+	/* Someone on another worker may be waiting for exactly this room. */
+	if (atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > p->nwaiting)
+		pool_broadcast(p, OP_POOL_FREED);
+}
+
+static struct pool_waiter *pool_pop_waiter(struct pool *p)
+{
+	struct pool_waiter *wt = p->wait_head;
+	if (!wt)
+		return NULL;
+	p->wait_head = wt->next;
+	if (!p->wait_head)
+		p->wait_tail = NULL;
+	wt->next = NULL;
+	wt->queued = false;
+	p->nwaiting--;
+	atomic_fetch_sub_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
+	return wt;
+}
+
+/* Opens servers while clients wait and the cap has room; otherwise asks other workers for room. */
+static void pool_grow(struct pool *p)
+{
+	while (p->nwaiting > p->nconnecting) {
+		if (!pool_reserve(p)) {
+			if (!p->need_posted && p->nidle == 0) {
+				p->need_posted = true;
+				pool_broadcast(p, OP_POOL_NEED);
+			}
+			return;
+		}
+		int ret = server_connect(p);
+		if (ret < 0) {
+			atomic_fetch_sub_explicit(&p->cap->servers, 1, memory_order_acq_rel);
+			snprintf(p->last_error, sizeof p->last_error, "cannot open a server connection: %s",
+				 strerror(-ret));
+			struct pool_waiter *wt;
+			while ((wt = pool_pop_waiter(p)))
+				wt->fail(wt, SQLSTATE_CONNECTION_FAILURE, p->last_error);
+			return;
+		}
+		p->nconnecting++;
+		p->nservers++;
+	}
+}
+
+void pool_acquire(struct pool *p, struct pool_waiter *wt)
+{
+	if (p->idle) {
+		struct server *s = p->idle;
+		p->idle = s->next_idle;
+		s->next_idle = NULL;
+		p->nidle--;
+		p->nlinked++;
+		wt->ready(wt, s);
+		return;
+	}
+	wt->next = NULL;
+	wt->since = p->w->now;
+	wt->queued = true;
+	if (p->wait_tail)
+		p->wait_tail->next = wt;
+	else
+		p->wait_head = wt;
+	p->wait_tail = wt;
+	p->nwaiting++;
+	atomic_fetch_add_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
+	pool_grow(p);
+}
+
+void pool_cancel_wait(struct pool *p, struct pool_waiter *wt)
+{
+	if (!wt->queued)
+		return;
+	struct pool_waiter **pp = &p->wait_head, *prev = NULL;
+	while (*pp && *pp != wt) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	if (!*pp)
+		die("waiter not in its pool's queue");
+	*pp = wt->next;
+	if (p->wait_tail == wt)
+		p->wait_tail = prev;
+	wt->next = NULL;
+	wt->queued = false;
+	p->nwaiting--;
+	atomic_fetch_sub_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
+}
+
+static void pool_remove_idle(struct pool *p, struct server *s)
+{
+	for (struct server **pp = &p->idle; *pp; pp = &(*pp)->next_idle) {
+		if (*pp == s) {
+			*pp = s->next_idle;
+			s->next_idle = NULL;
+			p->nidle--;
+			return;
+		}
+	}
+}
+
+void pool_server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	if (s->st == SV_LOGIN)
+		p->nconnecting--;
+	else if (s->st == SV_LINKED || s->st == SV_RESET)
+		p->nlinked--;
+	s->st = SV_IDLE;
+	s->idle_since = s->state_since = p->w->now;
+	p->need_posted = false;
+
+	struct pool_waiter *wt = pool_pop_waiter(p);
+	if (wt) {
+		p->nlinked++;
+		wt->ready(wt, s);
+		return;
+	}
+	const struct cfg *cfg = p->w->rt->cfg;
+	bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > 0;
+	bool stopping = p->w->stopping;
+	bool too_old = cfg->server_lifetime && p->w->now - s->created >= cfg->server_lifetime;
+	if (others_wait || stopping || too_old) {
+		/* Another worker's client needs the room more than we need an idle server. */
+		server_close(s, others_wait ? "room for another worker" : stopping ? "shutdown" : "server_lifetime");
+		return;
+	}
+	s->next_idle = p->idle;
+	p->idle = s;
+	p->nidle++;
+}
+
+void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
+{
+	struct pool *p = s->pool;
+	/* Called before the server turns SV_CLOSED: its state says which count it is in. */
+	switch (s->st) {
+	case SV_IDLE:       pool_remove_idle(p, s); break;
+	case SV_CONNECTING:
+	case SV_LOGIN:      p->nconnecting--; break;
+	case SV_LINKED:
+	case SV_RESET:      p->nlinked--; break;
+	case SV_CLOSED:     die("server gone twice");
+	}
+	p->nservers--;
+	pool_unreserve(p);
+
+	if (sqlstate && why) {
+		snprintf(p->last_error, sizeof p->last_error, "%s", why);
+		snprintf(p->last_sqlstate, sizeof p->last_sqlstate, "%s", sqlstate);
+		/* Nothing else can serve them soon: tell the waiters why. */
+		if (p->nconnecting == 0 && p->nlinked == 0 && p->nidle == 0) {
+			struct pool_waiter *wt;
+			while ((wt = pool_pop_waiter(p)))
+				wt->fail(wt, sqlstate, why);
+		}
+	}
+	if (!p->w->stopping)
+		pool_grow(p);
+}
+
+void pool_tick(struct worker *w)
+{
+	uint64_t limit = w->rt->cfg->query_wait_timeout;
+	if (!limit)
+		return;
+	for (struct pool *p = w->pools; p; p = p->next) {
+		while (p->wait_head && w->now - p->wait_head->since >= limit) {
+			struct pool_waiter *wt = pool_pop_waiter(p);
+			char msg[256];
+			snprintf(msg, sizeof msg,
+				 "no server connection available in pool %s/%s after %.1fs (query_wait_timeout)",
+				 p->db, p->user, (double)(w->now - wt->since) / 1000.0);
+			wt->fail(wt, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
+		}
+	}
+}
+
+void pool_on_freed(struct worker *w, uint32_t cap_id)
+{
+	struct pool *p = pool_by_cap(w, cap_id);
+	if (p && !w->stopping)
+		pool_grow(p);
+}
+
+void pool_on_need(struct worker *w, uint32_t cap_id)
+{
+	struct pool *p = pool_by_cap(w, cap_id);
+	if (p && p->idle && p->nwaiting == 0)
+		server_close(p->idle, "room for another worker");
+}
+
+void pool_close_idle(struct worker *w)
+{
+	for (struct pool *p = w->pools; p; p = p->next)
+		while (p->idle)
+			server_close(p->idle, "shutdown");
+}
+
+void pool_destroy_all(struct worker *w)
+{
+	while (w->pools) {
+		struct pool *p = w->pools;
+		w->pools = p->next;
+		free(p->db);
+		free(p->user);
+		free(p);
+	}
+}

@@ -1,0 +1,626 @@
+/* Server connections: connect, PostgreSQL login (cleartext, md5, SCRAM), relay framing, setup and reset. */
+#include "pool/server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/rt.h"
+#include "lib/worker.h"
+#include "pool/pool.h"
+#include "proto/md5.h"
+#include "proto/msg.h"
+#include "proto/scram.h"
+#include "proto/sqlstate.h"
+
+#define SERVER_IN_MAX (64u * 1024)
+
+#define SERVER_STATE_NAME(name) #name,
+static const char *const server_state_names[] = { SERVER_STATES(SERVER_STATE_NAME) };
+#undef SERVER_STATE_NAME
+
+const char *server_state_name(enum server_state st)
+{
+	return server_state_names[st];
+}
+
+static struct server *server_of(struct conn *c)
+{
+	return (struct server *)c;
+}
+
+static const struct cfg *server_cfg(const struct server *s)
+{
+	return s->c.w->rt->cfg;
+}
+
+static void server_set_state(struct server *s, enum server_state st)
+{
+	log_debug("%s %s/%s %s -> %s", s->id, s->pool->db, s->pool->user,
+		  server_state_name(s->st), server_state_name(st));
+	s->st = st;
+	s->state_since = s->c.w->now;
+}
+
+static void server_send(struct server *s, const struct wbuf *w)
+{
+	if (w->overflow)
+		die("server message overflow");
+	conn_send_copy(&s->c, w->p, w->len);
+}
+
+const char *server_param(const struct server *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nparams; i++)
+		if (strcasecmp(s->params[i].name, name) == 0)
+			return s->params[i].value;
+	return NULL;
+}
+
+static void server_set_param(struct server *s, const char *name, const char *value)
+{
+	for (uint32_t i = 0; i < s->nparams; i++) {
+		if (strcmp(s->params[i].name, name) == 0) {
+			char *v = strdup(value);
+			if (!v)
+				die("out of memory");
+			free(s->params[i].value);
+			s->params[i].value = v;
+			return;
+		}
+	}
+	struct server_param *np = realloc(s->params, (s->nparams + 1) * sizeof *np);
+	if (!np)
+		die("out of memory");
+	s->params = np;
+	np[s->nparams].name = strdup(name);
+	np[s->nparams].value = strdup(value);
+	if (!np[s->nparams].name || !np[s->nparams].value)
+		die("out of memory");
+	s->nparams++;
+}
+
+/* A linked client hears first, so it never reaches a server that is going away. */
+static void server_drop_link(struct server *s, const char *why)
+{
+	struct server_link *l = s->link;
+	if (!l)
+		return;
+	s->link = NULL;
+	bool boundary = s->in_setup || (s->fr.left == 0 && s->fr.have == 0);
+	l->lost(l, why, boundary);
+}
+
+/* Failure before the server ever became ready: the pool tells its waiters. */
+static void server_fail(struct server *s, const char *sqlstate, const char *why)
+{
+	if (s->st == SV_CLOSED)
+		return;
+	server_drop_link(s, why);
+	log_warn("%s %s/%s: %s", s->id, s->pool->db, s->pool->user, why);
+	bool before_ready = s->st == SV_CONNECTING || s->st == SV_LOGIN;
+	pool_server_gone(s, before_ready ? sqlstate : NULL, before_ready ? why : NULL);
+	server_set_state(s, SV_CLOSED);
+	conn_close(&s->c);
+}
+
+void server_close(struct server *s, const char *why)
+{
+	if (s->st == SV_CLOSED)
+		return;
+	log_debug("%s %s/%s closing: %s", s->id, s->pool->db, s->pool->user, why);
+	server_drop_link(s, why);
+	bool polite = s->st != SV_CONNECTING && s->st != SV_LOGIN;
+	pool_server_gone(s, NULL, NULL);
+	server_set_state(s, SV_CLOSED);
+	if (polite) {
+		uint8_t x[5];
+		struct wbuf w = wbuf_on(x, sizeof x);
+		msg_terminate(&w);
+		server_send(s, &w);
+		conn_close_flushed(&s->c, 1000);
+	} else {
+		conn_close(&s->c);
+	}
+}
+
+static int server_scram_keys(struct server *s, struct scram_keys *k)
+{
+	struct pool *p = s->pool;
+	const struct scram_client *sc = s->scram;
+	if (p->keys_cached && p->keys_iterations == sc->iterations &&
+	    p->keys_salt_len == sc->salt_len && memcmp(p->keys_salt, sc->salt, sc->salt_len) == 0) {
+		*k = p->keys;
+		return 0;
+	}
+	if (p->server_password) {
+		if (scram_keys_derive(p->server_password, sc->salt, sc->salt_len, sc->iterations, k) < 0)
+			return -EINVAL;
+	} else if (p->server_auth && p->server_auth->has_scram && p->have_client_key &&
+		   p->server_auth->scram.iterations == sc->iterations &&
+		   p->server_auth->scram.salt_len == sc->salt_len &&
+		   memcmp(p->server_auth->scram.salt, sc->salt, sc->salt_len) == 0) {
+		/* The client proved the key of the same secret the server holds. */
+		memcpy(k->client_key, p->client_key, SCRAM_KEY_LEN);
+		memcpy(k->server_key, p->server_auth->scram.server_key, SCRAM_KEY_LEN);
+	} else {
+		return -EACCES;
+	}
+	p->keys = *k;
+	p->keys_cached = true;
+	p->keys_iterations = sc->iterations;
+	p->keys_salt_len = sc->salt_len;
+	memcpy(p->keys_salt, sc->salt, sc->salt_len);
+	return 0;
+}
+
+static bool sasl_offers(const uint8_t *data, size_t n, const char *mech)
+{
+	size_t i = 0;
+	while (i < n && data[i]) {
+		const char *name = (const char *)data + i;
+		size_t len = strnlen(name, n - i);
+		if (len == n - i)
+			return false;
+		if (strcmp(name, mech) == 0)
+			return true;
+		i += len + 1;
+	}
+	return false;
+}
+
+/* One 'R' message during login. 0, or -1 after failing the server. */
+static int server_auth(struct server *s, const uint8_t *body, size_t n)
+{
+	struct pool *p = s->pool;
+	uint32_t code;
+	const uint8_t *data;
+	size_t dn;
+	uint8_t out[1024];
+	struct wbuf w = wbuf_on(out, sizeof out);
+	char buf[SCRAM_MSG_MAX];
+	size_t blen = 0;
+	const char *why = NULL;
+
+	if (msg_parse_auth(body, n, &code, &data, &dn) < 0) {
+		server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "malformed authentication request from server");
+		return -1;
+	}
+	switch (code) {
+	case AUTH_OK:
+		return 0;
+	case AUTH_CLEARTEXT:
+		if (!p->server_password)
+			goto no_password;
+		msg_password(&w, p->server_password);
+		break;
+	case AUTH_MD5: {
+		char secret[MD5_PASSWD_LEN + 1], salted[MD5_PASSWD_LEN + 1];
+		if (dn != 4) {
+			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "malformed md5 request from server");
+			return -1;
+		}
+		if (p->server_password)
+			md5_secret(p->server_user, p->server_password, secret);
+		else if (p->server_auth && p->server_auth->has_md5)
+			memcpy(secret, p->server_auth->md5, sizeof secret);
+		else
+			goto no_password;
+		md5_salted(secret, data, salted);
+		msg_password(&w, salted);
+		break;
+	}
+	case AUTH_SASL: {
+		if (!sasl_offers(data, dn, "SCRAM-SHA-256")) {
+			server_fail(s, SQLSTATE_FEATURE_NOT_SUPPORTED, "server offers no SASL mechanism we support");
+			return -1;
+		}
+		uint8_t nonce[SCRAM_NONCE_RAW];
+		if (getrandom(nonce, sizeof nonce, 0) != sizeof nonce)
+			die("getrandom failed");
+		s->scram = calloc(1, sizeof *s->scram);
+		if (!s->scram)
+			die("out of memory");
+		if (scram_client_first(s->scram, nonce, buf, &blen) < 0)
+			die("SCRAM client-first does not fit");
+		msg_sasl_initial(&w, "SCRAM-SHA-256", buf, blen);
+		break;
+	}
+	case AUTH_SASL_CONTINUE: {
+		struct scram_keys keys;
+		if (!s->scram || scram_client_parse_first(s->scram, data, dn, &why) < 0) {
+			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, why ? why : "unexpected SASL continue");
+			return -1;
+		}
+		if (server_scram_keys(s, &keys) < 0)
+			goto no_password;
+		if (scram_client_final(s->scram, &keys, buf, &blen) < 0)
+			die("SCRAM client-final does not fit");
+		msg_sasl_response(&w, buf, blen);
+		break;
+	}
+	case AUTH_SASL_FINAL:
+		if (!s->scram || scram_client_verify(s->scram, data, dn, &why) < 0) {
+			server_fail(s, SQLSTATE_INVALID_PASSWORD, "server's SCRAM signature is wrong");
+			return -1;
+		}
+		return 0;
+	default: {
+		char msg[96];
+		snprintf(msg, sizeof msg, "server asks for unsupported authentication method %u", code);
+		server_fail(s, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+		return -1;
+	}
+	}
+	server_send(s, &w);
+	return 0;
+
+no_password:
+	server_fail(s, SQLSTATE_INVALID_PASSWORD, "no password known for the server login");
+	return -1;
+}
+
+/* One whole message during login or setup. 0, or -1 once s is failed. */
+static int server_handle_msg(struct server *s, uint8_t type, const uint8_t *body, size_t n)
+{
+	switch (type) {
+	case 'R':
+		if (s->st != SV_LOGIN)
+			break;
+		return server_auth(s, body, n);
+	case 'S': {
+		const char *name, *value;
+		if (msg_parse_param_status(body, n, &name, &value) == 0)
+			server_set_param(s, name, value);
+		return 0;
+	}
+	case 'K':
+		if (msg_parse_backend_key(body, n, &s->be_pid, &s->be_key) < 0) {
+			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "malformed BackendKeyData from server");
+			return -1;
+		}
+		return 0;
+	case 'E': {
+		struct msg_fields f = { 0 };
+		if (msg_parse_fields(body, n, &f) < 0 || !f.code)
+			f = (struct msg_fields){ .code = SQLSTATE_CONNECTION_FAILURE, .message = "malformed error from server" };
+		if (s->st == SV_LOGIN) {
+			server_fail(s, f.code, f.message ? f.message : "server refused the login");
+			return -1;
+		}
+		s->setup_failed = true;
+		snprintf(s->setup_err, sizeof s->setup_err, "%s", f.code);
+		snprintf(s->setup_msg, sizeof s->setup_msg, "%s", f.message ? f.message : "");
+		return 0;
+	}
+	case 'Z':
+		s->last_z = n ? (char)body[0] : 'I';
+		free(s->scram);
+		s->scram = NULL;
+		if (s->st == SV_LOGIN) {
+			log_debug("%s %s/%s logged in, backend pid %u", s->id, s->pool->db, s->pool->user, s->be_pid);
+			pool_server_ready(s);
+		} else if (s->in_setup) {
+			s->in_setup = false;
+			struct server_link *l = s->link;
+			if (s->setup_failed)
+				l->setup_done(l, s->setup_err, s->setup_msg);
+			else
+				l->setup_done(l, NULL, NULL);
+		}
+		return 0;
+	default:
+		break;
+	}
+	return 0;
+}
+
+/* Login and setup replies are small: gather whole messages and parse them. */
+static void server_gather(struct server *s, const uint8_t *p, size_t n)
+{
+	if (s->inlen + n > SERVER_IN_MAX) {
+		server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "server login messages too large");
+		return;
+	}
+	if (s->inlen + n > s->incap) {
+		uint32_t ncap = s->incap ? s->incap : 1024;
+		while (ncap < s->inlen + n)
+			ncap *= 2;
+		uint8_t *ni = realloc(s->in, ncap);
+		if (!ni)
+			die("out of memory");
+		s->in = ni;
+		s->incap = ncap;
+	}
+	memcpy(s->in + s->inlen, p, n);
+	s->inlen += (uint32_t)n;
+
+	uint32_t off = 0;
+	while (s->inlen - off >= 5 && (s->st == SV_LOGIN || s->in_setup)) {
+		uint8_t type = s->in[off];
+		uint32_t len = (uint32_t)s->in[off + 1] << 24 | (uint32_t)s->in[off + 2] << 16 |
+			       (uint32_t)s->in[off + 3] << 8 | s->in[off + 4];
+		if (len < 4 || len > SERVER_IN_MAX) {
+			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "bad message length from server");
+			return;
+		}
+		if (s->inlen - off < 1 + len)
+			break;
+		if (server_handle_msg(s, type, s->in + off + 5, len - 4) < 0)
+			return;
+		off += 1 + len;
+	}
+	memmove(s->in, s->in + off, s->inlen - off);
+	s->inlen -= off;
+	if (s->st != SV_LOGIN && !s->in_setup && s->inlen) {
+		/* Nothing may follow ReadyForQuery before the client speaks. */
+		server_close(s, "unexpected bytes after ReadyForQuery");
+	}
+}
+
+/* Frames the server's stream in place; forwards it when linked. */
+static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	bool reset_failed = false, reset_done = false;
+	while (off < n) {
+		size_t used;
+		struct frame_msg m;
+		int rc = frame_next(&s->fr, p + off, n - off, &used, &m);
+		off += used;
+		if (rc == FRAME_BAD) {
+			s->fr.have = 1; /* not at a boundary: no ErrorResponse into a broken stream */
+			server_close(s, "protocol violation from server");
+			return;
+		}
+		if (rc == FRAME_MORE)
+			break;
+		if (m.type == 'Z') {
+			s->last_z = (char)m.first;
+			if (s->pending)
+				s->pending--;
+			if (s->st == SV_RESET && s->pending == 0)
+				reset_done = true;
+		} else if (m.type == 'E' && s->st == SV_RESET) {
+			reset_failed = true;
+		}
+	}
+	if (s->st == SV_LINKED && s->link) {
+		struct conn *peer = s->link->peer;
+		conn_send_buf(peer, bid, p, n);
+		if (conn_queued(peer) > CONN_HIGH_WATER)
+			conn_recv_pause(&s->c);
+		return;
+	}
+	if (s->st == SV_RESET) {
+		if (reset_failed) {
+			server_close(s, "reset query failed");
+		} else if (reset_done) {
+			if (s->last_z == 'I')
+				pool_server_ready(s);
+			else
+				server_close(s, "reset left a transaction open");
+		}
+	}
+}
+
+static void server_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_t n)
+{
+	struct server *s = server_of(c);
+	if (s->st == SV_LOGIN || s->in_setup)
+		server_gather(s, p, n);
+	else
+		server_relay(s, bid, p, n);
+}
+
+static void server_on_eof(struct conn *c, int res)
+{
+	struct server *s = server_of(c);
+	char why[128];
+	if (res == 0)
+		snprintf(why, sizeof why, "server closed the connection unexpectedly");
+	else
+		snprintf(why, sizeof why, "server connection failed: %s", strerror(-res));
+	server_fail(s, SQLSTATE_CONNECTION_FAILURE, why);
+}
+
+static void server_on_connect(struct conn *c, int res)
+{
+	struct server *s = server_of(c);
+	if (res < 0) {
+		char why[160];
+		snprintf(why, sizeof why, "could not connect to server %s:%u: %s",
+			 s->pool->d->host, s->pool->d->port, strerror(-res));
+		server_fail(s, SQLSTATE_CONNECTION_FAILURE, why);
+		return;
+	}
+	uint8_t buf[1024];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	const char *kv[] = { "user", s->pool->server_user, "database", s->pool->server_db, NULL };
+	msg_startup(&w, kv);
+	if (w.overflow) {
+		server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "startup packet too large");
+		return;
+	}
+	server_send(s, &w);
+	server_set_state(s, SV_LOGIN);
+	conn_recv_start(c);
+}
+
+static void server_on_drain(struct conn *c)
+{
+	struct server *s = server_of(c);
+	/* The client was paused because we could not keep up: let it talk again. */
+	if (s->st == SV_LINKED && s->link && !s->link->peer->closing)
+		conn_recv_start(s->link->peer);
+}
+
+static void server_on_tick(struct conn *c)
+{
+	struct server *s = server_of(c);
+	const struct cfg *cfg = server_cfg(s);
+	uint64_t now = c->w->now;
+	switch (s->st) {
+	case SV_CONNECTING:
+	case SV_LOGIN:
+		if (cfg->server_connect_timeout && now - s->state_since >= cfg->server_connect_timeout) {
+			char why[160];
+			snprintf(why, sizeof why, "timed out connecting to server %s:%u",
+				 s->pool->d->host, s->pool->d->port);
+			server_fail(s, SQLSTATE_CONNECTION_FAILURE, why);
+		}
+		break;
+	case SV_RESET:
+		if (cfg->server_connect_timeout && now - s->state_since >= cfg->server_connect_timeout)
+			server_close(s, "reset query timed out");
+		break;
+	case SV_IDLE:
+		if (cfg->server_idle_timeout && now - s->idle_since >= cfg->server_idle_timeout)
+			server_close(s, "server_idle_timeout");
+		else if (cfg->server_lifetime && now - s->created >= cfg->server_lifetime)
+			server_close(s, "server_lifetime");
+		break;
+	default:
+		break;
+	}
+}
+
+static void server_on_free(struct conn *c)
+{
+	struct server *s = server_of(c);
+	c->w->nservers--;
+	for (uint32_t i = 0; i < s->nparams; i++) {
+		free(s->params[i].name);
+		free(s->params[i].value);
+	}
+	free(s->params);
+	free(s->in);
+	free(s->scram);
+	free(s);
+}
+
+static const struct conn_ops server_ops = {
+	.on_data = server_on_data,
+	.on_eof = server_on_eof,
+	.on_connect = server_on_connect,
+	.on_drain = server_on_drain,
+	.on_tick = server_on_tick,
+	.on_free = server_on_free,
+};
+
+int server_connect(struct pool *p)
+{
+	int fd = socket(p->family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (p->family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	}
+	struct server *s = calloc(1, sizeof *s);
+	if (!s)
+		die("out of memory");
+	int ret = conn_open(&s->c, p->w, fd, &server_ops);
+	if (ret < 0) {
+		close(fd);
+		free(s);
+		return ret;
+	}
+	s->pool = p;
+	s->st = SV_CONNECTING;
+	s->created = s->state_since = p->w->now;
+	s->last_z = 'I';
+	snprintf(s->id, sizeof s->id, "s%u.%u", s->c.slot, s->c.gen);
+	p->w->nservers++;
+	conn_connect(&s->c, &p->addr, p->addrlen);
+	return 0;
+}
+
+void server_link(struct server *s, struct server_link *link)
+{
+	s->link = link;
+	s->pending = 0;
+	s->unsynced = false;
+	server_set_state(s, SV_LINKED);
+	conn_recv_start(&s->c);
+}
+
+bool server_is_clean(const struct server *s)
+{
+	return s->st == SV_LINKED && !s->in_setup && s->pending == 0 && s->last_z == 'I' &&
+	       !s->unsynced && s->fr.left == 0 && s->fr.have == 0;
+}
+
+void server_unlink(struct server *s, bool client_at_boundary)
+{
+	bool clean = client_at_boundary && server_is_clean(s);
+	s->link = NULL;
+	if (s->st != SV_LINKED)
+		return;
+	if (!clean) {
+		server_close(s, "client left with the server busy or in a transaction");
+		return;
+	}
+	const char *reset = server_cfg(s)->server_reset_query;
+	if (!reset || !*reset) {
+		pool_server_ready(s);
+		return;
+	}
+	server_set_state(s, SV_RESET);
+	conn_recv_start(&s->c);
+	size_t need = strlen(reset) + 6;
+	uint8_t stackbuf[512];
+	uint8_t *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, need);
+	msg_query(&w, reset);
+	server_send(s, &w);
+	if (buf != stackbuf)
+		free(buf);
+	s->pending = 1;
+}
+
+void server_note_request(struct server *s, uint8_t type)
+{
+	switch (type) {
+	case 'Q':
+	case 'F':
+	case 'S':
+		s->pending++;
+		s->unsynced = false;
+		break;
+	case 'P':
+	case 'B':
+	case 'E':
+	case 'D':
+	case 'C':
+	case 'H':
+		s->unsynced = true;
+		break;
+	default:
+		break;
+	}
+}
+
+void server_setup_query(struct server *s, const char *sql)
+{
+	size_t need = strlen(sql) + 6;
+	uint8_t *buf = malloc(need);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, need);
+	msg_query(&w, sql);
+	server_send(s, &w);
+	free(buf);
+	s->in_setup = true;
+	s->setup_failed = false;
+}

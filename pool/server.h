@@ -1,0 +1,73 @@
+/* A server connection: connect, log in to PostgreSQL, relay to a linked client, reset. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/conn.h"
+#include "proto/frame.h"
+
+struct pool;
+struct scram_client;
+
+#define SERVER_STATES(X) X(CONNECTING) X(LOGIN) X(IDLE) X(LINKED) X(RESET) X(CLOSED)
+#define SERVER_STATE_ENUM(name) SV_##name,
+enum server_state { SERVER_STATES(SERVER_STATE_ENUM) };
+#undef SERVER_STATE_ENUM
+
+struct server_param {
+	char *name;
+	char *value;
+};
+
+/* What a linked client is told by its server. */
+struct server_link {
+	struct conn *peer;      /* the client's connection: relayed bytes go there */
+	/* The server went away while linked; at_boundary: the client stream is
+	 * between messages, so the client can be sent an ErrorResponse. */
+	void (*lost)(struct server_link *l, const char *why, bool at_boundary);
+	/* A setup query (SET of startup parameters) finished: ok, or the error fields. */
+	void (*setup_done)(struct server_link *l, const char *sqlstate, const char *message);
+};
+
+struct server {
+	struct conn c;
+	struct pool *pool;
+	enum server_state st;
+	struct server *next_idle;
+	struct server_link *link;
+	struct frame fr;           /* server -> client stream */
+	uint8_t *in;               /* whole messages during login */
+	uint32_t inlen, incap;
+	uint32_t pending;          /* client Query/Sync/FunctionCall not yet answered by 'Z' */
+	char     last_z;           /* status of the last ReadyForQuery */
+	bool     unsynced;         /* the client sent extended-protocol messages after its last Sync */
+	bool     in_setup;         /* running the proxy's own SET query: swallow replies */
+	bool     setup_failed;
+	char     setup_err[6];
+	char     setup_msg[200];
+	uint32_t be_pid, be_key;   /* BackendKeyData: for cancels */
+	struct server_param *params;
+	uint32_t nparams;
+	uint64_t created, idle_since, state_since;
+	struct scram_client *scram;
+	char     id[16];
+};
+
+/* Opens a connection for pool p; the pool hears back through pool_server_*(). */
+int server_connect(struct pool *p) __attribute__((warn_unused_result));
+/* Links s to a client: from now on its bytes are relayed to link->peer. */
+void server_link(struct server *s, struct server_link *link);
+/*
+ * The client left. A clean server (idle, synced, and the client stopped
+ * between messages) is reset for the next client; any other is closed.
+ */
+void server_unlink(struct server *s, bool client_at_boundary);
+/* Client -> server bytes, already framed by the client: notes requests. */
+void server_note_request(struct server *s, uint8_t type);
+/* Runs sql for the linked client before its traffic; link->setup_done follows. */
+void server_setup_query(struct server *s, const char *sql);
+const char *server_param(const struct server *s, const char *name);
+void server_close(struct server *s, const char *why);
+bool server_is_clean(const struct server *s);
+const char *server_state_name(enum server_state st);

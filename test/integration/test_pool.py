@@ -1,0 +1,235 @@
+"""Pooling: many clients on few servers, waiting limits, dirty servers, client limits, pgbench."""
+
+import os
+import selectors
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from conftest import connect
+
+
+class BackendMonitor:
+    """Polls pg_stat_activity (as superuser, directly) and keeps the highest count of a role's backends."""
+
+    def __init__(self, pg, user, dbname="appdb", interval=0.02):
+        self.pg, self.user, self.dbname, self.interval = pg, user, dbname, interval
+        self.max = 0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._error = None
+
+    def _run(self):
+        try:
+            with connect(self.pg.superuser_dsn) as c:
+                while not self._stop.is_set():
+                    (n,) = c.execute(
+                        "select count(*) from pg_stat_activity"
+                        " where usename = %s and datname = %s and backend_type = 'client backend'",
+                        (self.user, self.dbname)).fetchone()
+                    self.max = max(self.max, n)
+                    self.samples += 1
+                    time.sleep(self.interval)
+        except Exception as e:  # reported by __exit__
+            self._error = e
+
+    def __enter__(self):
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(10)
+        if self._error:
+            raise self._error
+
+
+def run_clients(n, fn, timeout):
+    """Runs fn(i) for i in range(n) on n threads started together; returns the results in order."""
+    barrier = threading.Barrier(n, timeout=30)
+
+    def one(i):
+        barrier.wait()
+        return fn(i)
+
+    with ThreadPoolExecutor(max_workers=n) as ex:
+        futures = [ex.submit(one, i) for i in range(n)]
+        deadline = time.monotonic() + timeout
+        return [f.result(timeout=max(0.1, deadline - time.monotonic())) for f in futures]
+
+
+@pytest.mark.deadline(180)
+def test_300_clients_on_10_servers(proxy, pg):
+    p = proxy(databases={"appdb": {"pool_size": 10}})
+    # PostgreSQL alone has max_connections 200: --direct runs fewer clients.
+    n = 150 if p.direct else 300
+
+    def client(i):
+        with p.connect(connect_timeout=60) as c:
+            a = c.execute("select %s::int * 2", (i,)).fetchone()[0]
+            c.execute("select pg_sleep(0.01)")
+            b = c.execute("select 'client-' || %s::text", (i,)).fetchone()[0]
+            return a, b
+
+    with BackendMonitor(pg, "app") as mon:
+        results = run_clients(n, client, timeout=120)
+    assert results == [(2 * i, f"client-{i}") for i in range(n)]
+    assert mon.samples > 0
+    if not p.direct:
+        assert mon.max <= 10, f"PostgreSQL saw {mon.max} backends of app; pool_size is 10"
+    assert mon.max >= 1
+
+
+@pytest.mark.deadline(120)
+def test_transaction_mode_shares_servers(proxy, pg):
+    p = proxy(databases={"appdb": {"pool_mode": "transaction", "pool_size": 2}})
+    n = 50
+
+    def client(i):
+        # No server-side prepared statements: they do not follow a client across servers.
+        with p.connect(prepare_threshold=None) as c:
+            for j in range(5):
+                with c.transaction():
+                    pid1, tx1 = c.execute("select pg_backend_pid(), txid_current()").fetchone()
+                    c.execute("select pg_sleep(0.002)")
+                    pid2, tx2 = c.execute("select pg_backend_pid(), txid_current()").fetchone()
+                    # One transaction stays on one server.
+                    assert (pid1, tx1) == (pid2, tx2)
+                assert c.execute("select %s::int + %s::int", (i, j)).fetchone() == (i + j,)
+            return True
+
+    with BackendMonitor(pg, "app") as mon:
+        assert all(run_clients(n, client, timeout=90))
+    if not p.direct:
+        assert mon.max <= 2, f"PostgreSQL saw {mon.max} backends of app; pool_size is 2"
+
+
+@pytest.mark.proxy_only
+def test_query_wait_timeout(proxy):
+    p = proxy(query_wait_timeout="1s", databases={"appdb": {"pool_size": 1}})
+    with p.connect() as first:
+        assert first.execute("select 1").fetchone() == (1,)   # holds the only server (session mode)
+        t0 = time.monotonic()
+        err = p.login_error(timeout=15)
+        waited = time.monotonic() - t0
+        assert err is not None, "a second client got a server although pool_size is 1"
+        assert err.sqlstate == "53300", err
+        assert "appdb" in err.message, f"the message does not name the pool: {err.message!r}"
+        assert 0.8 <= waited < 5, f"gave up after {waited:.2f}s; query_wait_timeout is 1s"
+        # The first client is unaffected.
+        assert first.execute("select 2").fetchone() == (2,)
+    # Once the first client is gone, the server is free again.
+    with p.connect() as again:
+        assert again.execute("select 3").fetchone() == (3,)
+
+
+def _read_until(proc, marker, timeout):
+    """Reads proc.stdout until a line equal to marker; fails on timeout or EOF."""
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    seen = b""
+    while time.monotonic() < deadline:
+        if sel.select(timeout=max(0, deadline - time.monotonic())):
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            seen += chunk
+            if marker.encode() in seen.split(b"\n"):
+                return
+    pytest.fail(f"psql did not print {marker!r} (got {seen!r}); stderr: {proc.stderr.read1(65536)!r}")
+
+
+def test_client_killed_mid_transaction(proxy, pg):
+    p = proxy(databases={"appdb": {"pool_size": 1}})
+    key = "kill-" + uuid.uuid4().hex
+    env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
+    proc = subprocess.Popen(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.host, "-p", str(p.port), "-U", "app", "-d", "appdb"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(f"begin;\ninsert into kv values ('{key}', 'uncommitted');\nselect 'inserted';\n".encode())
+        proc.stdin.flush()
+        _read_until(proc, "inserted", 15)
+        # PostgreSQL holds an open transaction for app right now.
+        open_tx = pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
+                             " and state = 'idle in transaction'")[0][0]
+        assert open_tx == 1
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        proc.stdin.close()
+        proc.stdout.close()
+        proc.stderr.close()
+
+    # The next client of the same one-server pool is not inside that transaction.
+    with p.connect() as c:
+        assert c.execute("select now() = statement_timestamp()").fetchone() == (True,)
+        assert c.execute("select count(*) from kv where k = %s", (key,)).fetchone() == (0,)
+        assert c.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert pg.execute("select count(*) from kv where k = %s", dbname="appdb", params=(key,))[0][0] == 0
+    # And no transaction stays open on the server.
+    deadline = time.monotonic() + 5
+    while pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
+                     " and state like 'idle in transaction%'")[0][0]:
+        assert time.monotonic() < deadline, "a transaction of the killed client is still open"
+        time.sleep(0.05)
+
+
+@pytest.mark.proxy_only
+def test_max_client_connections(proxy):
+    p = proxy(max_client_connections=5)
+    conns = []
+    try:
+        for _ in range(5):
+            c = p.connect()
+            assert c.execute("select 1").fetchone() == (1,)
+            conns.append(c)
+        err = p.login_error()
+        assert err is not None, "a 6th client got in; max_client_connections is 5"
+        assert err.sqlstate == "53300", err
+        # The five are unaffected; when one leaves, a new client gets in.
+        for c in conns:
+            assert c.execute("select 2").fetchone() == (2,)
+        conns.pop().close()
+        deadline = time.monotonic() + 5
+        while (err := p.login_error()) is not None:
+            assert time.monotonic() < deadline, f"still refused after a client left: {err}"
+            time.sleep(0.1)
+    finally:
+        for c in conns:
+            c.close()
+
+
+@pytest.mark.deadline(180)
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+def test_pgbench(proxy, pg, protocol):
+    p = proxy(databases={"appdb": {"pool_size": 10}})
+    env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
+    conn = ["-h", p.host, "-p", str(p.port), "-U", "app"]
+
+    def pgbench(*args, timeout=120):
+        r = subprocess.run(["pgbench", *conn, *args, "appdb"], capture_output=True, text=True,
+                           timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"pgbench {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+        return r.stdout + r.stderr
+
+    # pgbench's tables have fixed names; one test at a time uses them.
+    pgbench("-i", "-s", "1", "-q")
+    try:
+        out = pgbench("-n", "-c", "20", "-j", "2", "-t", "50", f"--protocol={protocol}")
+        assert "number of transactions actually processed: 1000/1000" in out, out
+        assert pg.execute("select count(*) from pgbench_history", dbname="appdb")[0][0] == 1000
+    finally:
+        pg.execute("drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+                   dbname="appdb")
