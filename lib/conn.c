@@ -185,7 +185,10 @@ void conn_on_recv(struct conn *c, int res, uint32_t flags)
 			c->starved = true;
 			worker_add_starved(c->w, c);
 		}
-	} else if (res != -ECANCELED || c->recv_wanted) {
+	} else if (res == -ECANCELED) {
+		/* Only we cancel a recv (a pause); re-armed below if resumed meanwhile. */
+		more = false;
+	} else {
 		if (!c->closing && c->ops->on_eof)
 			c->ops->on_eof(c, res);
 		if (!c->closing)
@@ -214,11 +217,13 @@ void conn_connect(struct conn *c, const void *addr, uint32_t addrlen)
 	io_uring_prep_connect(sqe, c->fd, addr, addrlen);
 	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_CONNECT));
 	c->inflight++;
+	c->connecting = true;
 }
 
 void conn_on_connect(struct conn *c, int res)
 {
 	c->inflight--;
+	c->connecting = false;
 	if (!c->closing)
 		c->ops->on_connect(c, res);
 }
@@ -230,16 +235,14 @@ void conn_close(struct conn *c)
 	c->closing = true;
 	c->recv_wanted = false;
 	worker_reap_later(c->w, c);
-	if (c->fd >= 0)
-		shutdown(c->fd, SHUT_RDWR);
-	/*
-	 * Only with ops in flight: then the fd stays open until their completions
-	 * arrive, after this cancel is submitted. With none, the reap may close
-	 * the fd first and the number could already belong to a new client.
-	 */
-	if (c->fd >= 0 && c->inflight) {
+	if (c->fd < 0)
+		return;
+	/* Wakes the multishot recv (it ends with 0) and fails a send stuck on a slow peer. */
+	shutdown(c->fd, SHUT_RDWR);
+	/* shutdown(2) does not abort a connect in progress: cancel that one by its tag. */
+	if (c->connecting) {
 		struct io_uring_sqe *sqe = worker_sqe(c->w);
-		io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_prep_cancel64(sqe, conn_ud(c, OP_CONNECT), 0);
 		io_uring_sqe_set_data64(sqe, ring_ud(OP_IGNORE, 0, 0));
 	}
 }

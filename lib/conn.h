@@ -66,6 +66,7 @@ struct conn {
 	bool     queued_flush;   /* on the worker's flush list */
 	bool     starved;        /* recv ended with -ENOBUFS; on the starved list */
 	bool     reaping;        /* on the worker's reap list */
+	bool     connecting;     /* a connect is in flight */
 	struct conn_seg *q;      /* ring of queued segments */
 	uint32_t qhead, qlen, qcap;
 	uint32_t send_segs;      /* segments covered by the sendmsg in flight */
