@@ -22,13 +22,12 @@ int rt_start(struct rt *rt, const struct cfg *cfg)
 	if (!rt->caps || !rt->workers)
 		return -ENOMEM;
 
-	pthread_barrier_t started;
-	pthread_barrier_init(&started, NULL, rt->nworkers + 1);
+	/* Destroyed only in rt_join: a worker may still be leaving the wait when we return. */
+	pthread_barrier_init(&rt->started, NULL, rt->nworkers + 1);
 	for (uint32_t i = 0; i < rt->nworkers; i++)
-		if (worker_start(&rt->workers[i], rt, (int)i, &started) < 0)
+		if (worker_start(&rt->workers[i], rt, (int)i, &rt->started) < 0)
 			die("cannot start worker thread %u", i);
-	pthread_barrier_wait(&started);
-	pthread_barrier_destroy(&started);
+	pthread_barrier_wait(&rt->started);
 	int err = 0;
 	for (uint32_t i = 0; i < rt->nworkers; i++) {
 		if (rt->workers[i].start_err) {
@@ -44,6 +43,7 @@ void rt_join(struct rt *rt)
 {
 	for (uint32_t i = 0; i < rt->nworkers; i++)
 		worker_join(&rt->workers[i]);
+	pthread_barrier_destroy(&rt->started);
 	free(rt->workers);
 	pool_caps_free(rt->caps);
 	rt->workers = NULL;

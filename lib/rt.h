@@ -1,6 +1,7 @@
 /* The process-wide runtime shared by the acceptor and the workers: config snapshot, workers, global counters. */
 #pragma once
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -19,6 +20,7 @@ struct rt {
 	uint32_t nworkers;
 	struct quota_conns clients;     /* client connections on all workers: max_client_connections */
 	atomic_uint next_worker;        /* round-robin hand-off */
+	pthread_barrier_t started;      /* workers have their rings */
 };
 
 /* Builds the runtime and starts cfg->workers workers. 0 or -errno. Main thread. */
