@@ -641,8 +641,12 @@ void client_stop_all(struct worker *w, bool force)
 		struct client *cl = client_of(c);
 		bool idle = cl->st != CL_LINKED ||
 			    (cl->srv && server_is_clean(cl->srv) && !cl->fr.left && !cl->fr.have);
-		if (force || idle)
+		/* An ErrorResponse may only go between the server's messages, never inside one. */
+		bool between = !cl->srv || (!cl->srv->fr.left && !cl->srv->fr.have);
+		if (idle || (force && between))
 			client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
+		else if (force)
+			client_close(cl, "shutdown_timeout");
 	}
 	if (w->nclients == 0)
 		pool_close_idle(w);
