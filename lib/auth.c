@@ -121,14 +121,24 @@ enum auth_result auth_begin(struct auth_state *a, enum cfg_auth method,
 	return AUTH_FAIL;
 }
 
+/* Equal strings, in time that depends on the lengths only: no timing hint about the secret. */
+static bool auth_equal(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	unsigned char diff = la != lb;
+	for (size_t i = 0; i < la && i < lb; i++)
+		diff |= (unsigned char)(a[i] ^ b[i]);
+	return diff == 0;
+}
+
 static bool auth_check_plain(const struct auth_user *u, const char *pw)
 {
 	if (u->plain)
-		return strcmp(u->plain, pw) == 0;
+		return auth_equal(u->plain, pw);
 	if (u->has_md5) {
 		char m[MD5_PASSWD_LEN + 1];
 		md5_secret(u->name, pw, m);
-		return strcmp(m, u->md5) == 0;
+		return auth_equal(m, u->md5);
 	}
 	struct scram_secret s;
 	if (scram_secret_make(pw, u->scram.salt, u->scram.salt_len, u->scram.iterations, &s) < 0)
@@ -203,5 +213,5 @@ enum auth_result auth_step(struct auth_state *a, const uint8_t *body, size_t n,
 		return auth_check_plain(a->user, pw) ? AUTH_PASS : AUTH_FAIL;
 	char expect[MD5_PASSWD_LEN + 1];
 	md5_salted(a->user->md5, a->salt, expect);
-	return strcmp(expect, pw) == 0 ? AUTH_PASS : AUTH_FAIL;
+	return auth_equal(expect, pw) ? AUTH_PASS : AUTH_FAIL;
 }

@@ -226,6 +226,7 @@ static int server_auth(struct server *s, const uint8_t *body, size_t n)
 		uint8_t nonce[SCRAM_NONCE_RAW];
 		if (getrandom(nonce, sizeof nonce, 0) != sizeof nonce)
 			die("getrandom failed");
+		free(s->scram);
 		s->scram = calloc(1, sizeof *s->scram);
 		if (!s->scram)
 			die("out of memory");

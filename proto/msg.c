@@ -181,8 +181,11 @@ void msg_password(struct wbuf *w, const char *password)
 
 void msg_sasl_initial(struct wbuf *w, const char *mechanism, const void *data, size_t n)
 {
-	uint8_t *q = msg_begin(w, 'p', strlen(mechanism) + 1 + 4 + n);
+	uint8_t *q;
 
+	if (!data)
+		n = 0;
+	q = msg_begin(w, 'p', strlen(mechanism) + 1 + 4 + n);
 	if (!q)
 		return;
 	q = putstr(q, mechanism);

@@ -73,7 +73,9 @@ struct startup {
 /*
  * Parses a whole startup packet pkt[0..len), its 4-byte length included.
  * Returns 0, or -EPROTO with *why set to a static reason (bad length, unknown
- * code, unterminated strings, missing "user", too many parameters...).
+ * code, unterminated strings, missing "user", too many parameters...); the
+ * unknown-code reason is thread-local and lasts until this thread's next call.
+ * Duplicate parameter names are refused, so every name has one meaning.
  */
 int msg_parse_startup(const uint8_t *pkt, size_t len, struct startup *s,
 		      const char **why) __attribute__((warn_unused_result));

@@ -31,14 +31,14 @@ struct part {
 };
 
 /* out = HMAC-SHA-256(key, parts...). False only if wolfCrypt fails. */
-static bool hmac(const uint8_t *key, size_t keylen, const struct part *parts, int nparts,
+static bool hmac(const uint8_t key[SCRAM_KEY_LEN], const struct part *parts, int nparts,
 		 uint8_t out[SCRAM_KEY_LEN])
 {
 	Hmac h;
 	int rc = wc_HmacInit(&h, NULL, INVALID_DEVID);
 
 	if (!rc)
-		rc = wc_HmacSetKey(&h, WC_SHA256, key, (word32)keylen);
+		rc = wc_HmacSetKey(&h, WC_SHA256, key, SCRAM_KEY_LEN);
 	for (int i = 0; !rc && i < nparts; i++)
 		rc = wc_HmacUpdate(&h, parts[i].p, (word32)parts[i].n);
 	if (!rc)
@@ -51,7 +51,7 @@ static bool hmac_str(const uint8_t key[SCRAM_KEY_LEN], const char *s, uint8_t ou
 {
 	struct part p = { s, strlen(s) };
 
-	return hmac(key, SCRAM_KEY_LEN, &p, 1, out);
+	return hmac(key, &p, 1, out);
 }
 
 /* HMAC over AuthMessage = client-first-bare "," server-first "," client-final-without-proof. */
@@ -61,7 +61,7 @@ static bool hmac_auth(const uint8_t key[SCRAM_KEY_LEN], const char *cfb, size_t 
 {
 	struct part p[] = { { cfb, cfb_len }, { ",", 1 }, { sf, sf_len }, { ",", 1 }, { cf, cf_len } };
 
-	return hmac(key, SCRAM_KEY_LEN, p, 5, out);
+	return hmac(key, p, 5, out);
 }
 
 static bool sha256(const uint8_t in[SCRAM_KEY_LEN], uint8_t out[SCRAM_KEY_LEN])
@@ -98,8 +98,8 @@ static bool b64_char(char c)
 
 /*
  * Decodes padded base64 in[0..n) into out[0..cap), cap <= SCRAM_SALT_MAX.
- * Returns the length, or -1. wolfCrypt skips line breaks and stray bytes,
- * so the alphabet and padding are checked here first.
+ * Returns the length, or -1. wolfCrypt lets spaces and line breaks through
+ * and drops an unpadded tail, so the alphabet and padding are checked first.
  */
 static int b64_decode(const char *in, size_t n, uint8_t *out, size_t cap)
 {
@@ -248,7 +248,10 @@ int scram_keys_derive(const char *password, const uint8_t *salt, size_t salt_len
 	if (!salt_len || salt_len > SCRAM_SALT_MAX || !iterations ||
 	    iterations > SCRAM_MAX_ITERATIONS || plen > INT_MAX)
 		return -EINVAL;
-	/* No SASLprep: PostgreSQL also falls back to the raw bytes when it cannot normalise. */
+	/*
+	 * No SASLprep. PostgreSQL leaves ASCII passwords alone, so those match;
+	 * a non-ASCII one that NFKC would change does not match its secrets.
+	 */
 	ok = !wc_PBKDF2(salted, (const byte *)password, (int)plen, salt, (int)salt_len,
 			(int)iterations, SCRAM_KEY_LEN, WC_SHA256) &&
 	     hmac_str(salted, "Client Key", out->client_key) &&
