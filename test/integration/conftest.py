@@ -47,11 +47,6 @@ def pytest_addoption(parser):
     parser.addoption("--direct", action="store_true", default=False, help=argparse.SUPPRESS)
 
 
-def pytest_configure(config):
-    config.addinivalue_line("markers", "proxy_only: needs the proxy itself; skipped with --direct")
-    config.addinivalue_line("markers", "deadline(seconds): fail the test if its call phase runs longer")
-
-
 def pytest_collection_modifyitems(config, items):
     if not config.getoption("--direct"):
         return
@@ -245,7 +240,8 @@ class Postgres:
         cmd = [str(self.bindir / args[0]), *map(str, args[1:])]
         if self.as_postgres:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                           cwd="/")
         if r.returncode != 0:
             raise RuntimeError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stdout}{r.stderr}\n{self.log()}")
         return r
@@ -476,7 +472,11 @@ def proxy(request, pg, pytestconfig, tmp_path):
                                     stdout=logf, stderr=subprocess.STDOUT, cwd=tmp_path)
         p = Proxy(pg, port, proc, log_path, cfg, cfg_path)
         started.append(p)
-        wait_port(port, 10, proc, lambda: p.log)
+        try:
+            wait_port(port, 10, proc, lambda: p.log)
+        except BaseException:
+            p.expect_exit = None   # already reported, with its log
+            raise
         return p
 
     yield start
@@ -493,13 +493,11 @@ def proxy(request, pg, pytestconfig, tmp_path):
                 os.kill(p.proc.pid, signal.SIGKILL)
                 p.proc.wait(10)
                 problems.append(f"ringbouncer :{p.port} still running 10s after SIGTERM (killed)")
-        if rc is not None and rc != p.expect_exit:
+        if rc is not None and p.expect_exit is not None and rc != p.expect_exit:
             problems.append(f"ringbouncer :{p.port} exited with {rc}, expected {p.expect_exit}")
         found = p.sanitizer_reports()
         if found:
             problems.append(f"ringbouncer :{p.port} log has sanitizer reports: {found}")
-        if problems:
-            print(f"----- ringbouncer :{p.port} log -----\n{p.log}")
     if problems:
         pytest.fail("\n".join(problems) + "\n" + "\n".join(
             f"----- ringbouncer :{p.port} log (tail) -----\n{_tail(p.log)}" for p in started if p.proc))
