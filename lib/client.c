@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/auth.h"
+#include "lib/bytes.h"
 #include "lib/cancel.h"
 #include "lib/conn.h"
 #include "lib/log.h"
@@ -46,8 +47,7 @@ struct client {
 	struct server *srv;
 	struct auth_state auth;
 	struct frame fr;              /* client -> server stream, once linked */
-	uint8_t *in;                  /* gathered bytes before the relay starts */
-	uint32_t inlen, incap;
+	struct bytes in;              /* gathered bytes before the relay starts */
 	uint8_t *pkt;                 /* the startup packet: sp's strings point into it */
 	struct startup sp;
 	const char *user, *db;
@@ -128,28 +128,8 @@ static void client_fatal(struct client *cl, const char *sqlstate, const char *me
 
 static void client_gather(struct client *cl, const uint8_t *p, size_t n)
 {
-	if (cl->inlen + n > CLIENT_IN_MAX) {
+	if (!bytes_append(&cl->in, p, n, CLIENT_IN_MAX))
 		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "too much data before the session started");
-		return;
-	}
-	if (cl->inlen + n > cl->incap) {
-		uint32_t ncap = cl->incap ? cl->incap : 512;
-		while (ncap < cl->inlen + n)
-			ncap *= 2;
-		uint8_t *ni = realloc(cl->in, ncap);
-		if (!ni)
-			die("out of memory");
-		cl->in = ni;
-		cl->incap = ncap;
-	}
-	memcpy(cl->in + cl->inlen, p, n);
-	cl->inlen += (uint32_t)n;
-}
-
-static void client_consume(struct client *cl, uint32_t n)
-{
-	memmove(cl->in, cl->in + n, cl->inlen - n);
-	cl->inlen -= n;
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -215,11 +195,11 @@ static void client_finish_login(struct client *cl)
 	client_send(cl, &w);
 	client_set_state(cl, CL_LINKED);
 	log_info("%s %s/%s@%s login ok (%s)", cl->id, cl->db, cl->user, cl->addr, s->id);
-	if (cl->inlen) {
+	if (cl->in.len) {
 		/* Bytes that came early go first, in order. */
-		uint32_t n = cl->inlen;
-		cl->inlen = 0;
-		client_relay(cl, 0, cl->in, n, true);
+		uint32_t n = cl->in.len;
+		cl->in.len = 0;
+		client_relay(cl, 0, cl->in.p, n, true);
 	}
 }
 
@@ -398,7 +378,7 @@ static void client_on_startup(struct client *cl, uint32_t len)
 {
 	struct startup sp;
 	const char *why = NULL;
-	if (msg_parse_startup(cl->in, len, &sp, &why) < 0) {
+	if (msg_parse_startup(cl->in.p, len, &sp, &why) < 0) {
 		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, why ? why : "invalid startup packet");
 		return;
 	}
@@ -410,7 +390,7 @@ static void client_on_startup(struct client *cl, uint32_t len)
 		/* Encryption is not offered (yet): 'N', and the client goes on in clear. */
 		msg_byte(&w, 'N');
 		client_send(cl, &w);
-		client_consume(cl, len);
+		bytes_consume(&cl->in, len);
 		return;
 	case PROTO_CANCEL_CODE: {
 		struct rt *rt = cl->c.w->rt;
@@ -430,8 +410,8 @@ static void client_on_startup(struct client *cl, uint32_t len)
 	cl->pkt = malloc(len);
 	if (!cl->pkt)
 		die("out of memory");
-	memcpy(cl->pkt, cl->in, len);
-	client_consume(cl, len);
+	memcpy(cl->pkt, cl->in.p, len);
+	bytes_consume(&cl->in, len);
 	if (msg_parse_startup(cl->pkt, len, &cl->sp, &why) < 0)
 		die("startup packet parsed once but not twice");
 	client_start_auth(cl);
@@ -441,22 +421,22 @@ static void client_on_login_bytes(struct client *cl)
 {
 	while (cl->st == CL_STARTUP || cl->st == CL_AUTH) {
 		if (cl->st == CL_STARTUP) {
-			if (cl->inlen < 4)
+			if (cl->in.len < 4)
 				return;
-			uint32_t len = be32(cl->in);
+			uint32_t len = be32(cl->in.p);
 			if (len < 8 || len > PROTO_STARTUP_MAX) {
 				client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
 				return;
 			}
-			if (cl->inlen < len)
+			if (cl->in.len < len)
 				return;
 			client_on_startup(cl, len);
 			continue;
 		}
-		if (cl->inlen < 5)
+		if (cl->in.len < 5)
 			return;
-		uint32_t len = be32(cl->in + 1);
-		if (cl->in[0] != 'p') {
+		uint32_t len = be32(cl->in.p + 1);
+		if (cl->in.p[0] != 'p') {
 			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "expected a password message");
 			return;
 		}
@@ -464,13 +444,13 @@ static void client_on_login_bytes(struct client *cl)
 			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid password message length");
 			return;
 		}
-		if (cl->inlen < 1 + len)
+		if (cl->in.len < 1 + len)
 			return;
 		uint8_t buf[1024];
 		struct wbuf w = wbuf_on(buf, sizeof buf);
 		const char *why = NULL;
-		enum auth_result r = auth_step(&cl->auth, cl->in + 5, len - 4, &w, &why);
-		client_consume(cl, 1 + len);
+		enum auth_result r = auth_step(&cl->auth, cl->in.p + 5, len - 4, &w, &why);
+		bytes_consume(&cl->in, 1 + len);
 		if (r == AUTH_FAIL) {
 			client_auth_failed(cl, why);
 			return;
@@ -540,7 +520,7 @@ static void client_on_free(struct conn *c)
 	quota_conn_leave(&w->rt->clients);
 	w->nclients--;
 	auth_state_clear(&cl->auth);
-	free(cl->in);
+	bytes_free(&cl->in);
 	free(cl->pkt);
 	free(cl);
 	if (w->stopping && w->nclients == 0)

@@ -327,41 +327,28 @@ static int server_handle_msg(struct server *s, uint8_t type, const uint8_t *body
 /* Login and setup replies are small: gather whole messages and parse them. */
 static void server_gather(struct server *s, const uint8_t *p, size_t n)
 {
-	if (s->inlen + n > SERVER_IN_MAX) {
+	if (!bytes_append(&s->in, p, n, SERVER_IN_MAX)) {
 		server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "server login messages too large");
 		return;
 	}
-	if (s->inlen + n > s->incap) {
-		uint32_t ncap = s->incap ? s->incap : 1024;
-		while (ncap < s->inlen + n)
-			ncap *= 2;
-		uint8_t *ni = realloc(s->in, ncap);
-		if (!ni)
-			die("out of memory");
-		s->in = ni;
-		s->incap = ncap;
-	}
-	memcpy(s->in + s->inlen, p, n);
-	s->inlen += (uint32_t)n;
 
 	uint32_t off = 0;
-	while (s->inlen - off >= 5 && (s->st == SV_LOGIN || s->in_setup)) {
-		uint8_t type = s->in[off];
-		uint32_t len = (uint32_t)s->in[off + 1] << 24 | (uint32_t)s->in[off + 2] << 16 |
-			       (uint32_t)s->in[off + 3] << 8 | s->in[off + 4];
+	while (s->in.len - off >= 5 && (s->st == SV_LOGIN || s->in_setup)) {
+		uint8_t type = s->in.p[off];
+		uint32_t len = (uint32_t)s->in.p[off + 1] << 24 | (uint32_t)s->in.p[off + 2] << 16 |
+			       (uint32_t)s->in.p[off + 3] << 8 | s->in.p[off + 4];
 		if (len < 4 || len > SERVER_IN_MAX) {
 			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "bad message length from server");
 			return;
 		}
-		if (s->inlen - off < 1 + len)
+		if (s->in.len - off < 1 + len)
 			break;
-		if (server_handle_msg(s, type, s->in + off + 5, len - 4) < 0)
+		if (server_handle_msg(s, type, s->in.p + off + 5, len - 4) < 0)
 			return;
 		off += 1 + len;
 	}
-	memmove(s->in, s->in + off, s->inlen - off);
-	s->inlen -= off;
-	if (s->st != SV_LOGIN && !s->in_setup && s->inlen) {
+	bytes_consume(&s->in, off);
+	if (s->st != SV_LOGIN && !s->in_setup && s->in.len) {
 		/* Nothing may follow ReadyForQuery before the client speaks. */
 		server_close(s, "unexpected bytes after ReadyForQuery");
 	}
@@ -503,7 +490,7 @@ static void server_on_free(struct conn *c)
 		free(s->params[i].value);
 	}
 	free(s->params);
-	free(s->in);
+	bytes_free(&s->in);
 	free(s->scram);
 	free(s);
 }

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "lib/bytes.h"
 #include "lib/conn.h"
 #include "proto/frame.h"
 
@@ -37,8 +38,7 @@ struct server {
 	struct server *next_idle;
 	struct server_link *link;
 	struct frame fr;           /* server -> client stream */
-	uint8_t *in;               /* whole messages during login */
-	uint32_t inlen, incap;
+	struct bytes in;           /* whole messages during login and setup */
 	uint32_t pending;          /* client Query/Sync/FunctionCall not yet answered by 'Z' */
 	char     last_z;           /* status of the last ReadyForQuery */
 	bool     unsynced;         /* the client sent extended-protocol messages after its last Sync */

@@ -3,19 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "test/unit/check.h"
 #include "lib/auth.h"
 #include "lib/cfg.h"
-
-static int checks, failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		checks++;                                                        \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 /* Splits one message written by a builder into type and body. */
 static const uint8_t *body_of(const struct wbuf *w, uint8_t *type, size_t *n)
@@ -161,6 +151,5 @@ int main(void)
 	CHECK(auth_prepare(&badcfg, &none, err, sizeof err) < 0 && strstr(err, "broken"));
 
 	auth_free(au);
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return check_summary();
 }

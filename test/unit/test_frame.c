@@ -1,17 +1,10 @@
 /* Unit test of proto/frame.c: one stream cut every way must frame the same, and bad lengths are caught. */
 #include "proto/frame.h"
+#include "test/unit/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                     \
-		}                                                                    \
-	} while (0)
 
 #define MAX_MSGS 256
 
@@ -195,6 +188,5 @@ int main(void)
 	build_stream();
 	test_splits();
 	test_bad();
-	printf("test_frame: all passed\n");
-	return 0;
+	return check_summary();
 }

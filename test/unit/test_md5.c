@@ -1,17 +1,10 @@
 /* Unit test of proto/md5.c against values PostgreSQL and Python's hashlib produce. */
 #include "proto/md5.h"
+#include "test/unit/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                     \
-		}                                                                    \
-	} while (0)
 
 int main(void)
 {
@@ -45,6 +38,5 @@ int main(void)
 	CHECK(!md5_is_secret("SCRAM-SHA-256$4096:c2FsdA==$a:b"));
 	printf("ok - md5_is_secret: length, case, alphabet, prefix\n");
 
-	printf("test_md5: all passed\n");
-	return 0;
+	return check_summary();
 }

@@ -1,18 +1,11 @@
 /* Unit test of proto/msg.c: builders round-trip through the parsers, and every startup rejection is reached. */
 #include "proto/msg.h"
+#include "test/unit/check.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                     \
-		}                                                                    \
-	} while (0)
 
 static uint32_t get32(const uint8_t *p)
 {
@@ -338,6 +331,5 @@ int main(void)
 	test_wbuf();
 	test_startup();
 	test_parsers();
-	printf("test_msg: all passed\n");
-	return 0;
+	return check_summary();
 }

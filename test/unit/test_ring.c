@@ -6,19 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "test/unit/check.h"
 #include "lib/bufring.h"
 #include "lib/ring.h"
-
-static int checks, failures;
-
-#define CHECK(cond)                                                              \
-	do {                                                                     \
-		checks++;                                                        \
-		if (!(cond)) {                                                   \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                              \
-		}                                                                \
-	} while (0)
 
 static void test_ud(void)
 {
@@ -96,6 +86,5 @@ int main(void)
 {
 	test_ud();
 	test_bufring();
-	printf("%d passed, %d failed\n", checks - failures, failures);
-	return failures ? 1 : 0;
+	return check_summary();
 }

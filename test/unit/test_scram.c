@@ -1,18 +1,11 @@
 /* Unit test of proto/scram.c: RFC 7677's vector, a PostgreSQL 15 secret, both ends together, and malformed input. */
 #include "proto/scram.h"
+#include "test/unit/check.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define CHECK(cond)                                                                  \
-	do {                                                                         \
-		if (!(cond)) {                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                     \
-		}                                                                    \
-	} while (0)
 
 #define S(lit) (const uint8_t *)(lit), sizeof(lit) - 1
 
@@ -378,6 +371,5 @@ int main(void)
 	test_secret_parse();
 	test_server_malformed();
 	test_client_malformed();
-	printf("test_scram: all passed\n");
-	return 0;
+	return check_summary();
 }
