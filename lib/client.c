@@ -26,7 +26,12 @@
 #include "proto/msg.h"
 #include "proto/sqlstate.h"
 
-#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(LINKED) X(CLOSED)
+/*
+ * STARTUP, AUTH: logging in. IDLE: logged in, holding no server. WAIT: queued
+ * for a server. SETUP: the server runs our SETs of its startup parameters.
+ * LINKED: relaying. Order matters: states from WAIT on are logged sessions.
+ */
+#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(IDLE) X(LINKED) X(CLOSED)
 #define CLIENT_STATE_ENUM(name) CL_##name,
 enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
 #undef CLIENT_STATE_ENUM
@@ -55,6 +60,7 @@ struct client {
 	uint32_t key;                 /* BackendKeyData secret */
 	uint64_t since, state_since;
 	bool over_limit;
+	bool welcomed;                /* got ParameterStatus..ReadyForQuery: logged in */
 	char addr[64];
 	char id[16];
 };
@@ -109,7 +115,7 @@ static void client_close(struct client *cl, const char *why)
 	}
 	if (cl->pool)
 		pool_cancel_wait(cl->pool, &cl->wt);
-	if (cl->st >= CL_WAIT)
+	if (cl->welcomed)
 		log_info("%s %s/%s@%s disconnect after %.3fs: %s", cl->id, cl->db, cl->user, cl->addr,
 			 (double)(cl->c.w->now - cl->since) / 1000.0, why);
 	else
@@ -183,20 +189,42 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 		conn_recv_pause(&cl->c);
 }
 
-static void client_finish_login(struct client *cl)
+/* The value the client sees for a reported parameter: what it asked for at startup, if it did. */
+static const char *client_param_value(const struct client *cl, const struct server_param *p)
 {
-	struct server *s = cl->srv;
-	uint8_t buf[4096];
-	struct wbuf w = wbuf_on(buf, sizeof buf);
-	for (uint32_t i = 0; i < s->nparams; i++)
-		msg_param_status(&w, s->params[i].name, s->params[i].value);
+	for (size_t i = 0; i < cl->sp.nparams; i++)
+		if (strcasecmp(cl->sp.name[i], p->name) == 0)
+			return cl->sp.value[i];
+	return p->value;
+}
+
+/* ParameterStatus.. BackendKeyData, ReadyForQuery: the end of the login as the client sees it. */
+static void client_welcome(struct client *cl, const struct server_param *params, uint32_t n)
+{
+	size_t need = 32;
+	for (uint32_t i = 0; i < n; i++)
+		need += 7 + strlen(params[i].name) + strlen(client_param_value(cl, &params[i]));
+	uint8_t *buf = malloc(need);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, need);
+	for (uint32_t i = 0; i < n; i++)
+		msg_param_status(&w, params[i].name, client_param_value(cl, &params[i]));
 	msg_backend_key(&w, client_pid(cl), cl->key);
 	msg_ready(&w, 'I');
 	client_send(cl, &w);
+	free(buf);
+	cl->welcomed = true;
+	log_info("%s %s/%s@%s login ok", cl->id, cl->db, cl->user, cl->addr);
+}
+
+/* The server is ready for the client's traffic: bytes that came early go first, in order. */
+static void client_linked(struct client *cl)
+{
+	if (!cl->welcomed)
+		client_welcome(cl, cl->srv->params, cl->srv->nparams);
 	client_set_state(cl, CL_LINKED);
-	log_info("%s %s/%s@%s login ok (%s)", cl->id, cl->db, cl->user, cl->addr, s->id);
 	if (cl->in.len) {
-		/* Bytes that came early go first, in order. */
 		uint32_t n = cl->in.len;
 		cl->in.len = 0;
 		client_relay(cl, 0, cl->in.p, n, true);
@@ -258,7 +286,7 @@ static void client_on_server(struct pool_waiter *wt, struct server *s)
 		return;
 	}
 	if (!sql[0]) {
-		client_finish_login(cl);
+		client_linked(cl);
 		return;
 	}
 	client_set_state(cl, CL_SETUP);
@@ -272,7 +300,7 @@ static void client_on_setup_done(struct server_link *l, const char *sqlstate, co
 		client_fatal(cl, sqlstate, message);
 		return;
 	}
-	client_finish_login(cl);
+	client_linked(cl);
 }
 
 static void client_on_server_fail(struct pool_waiter *wt, const char *sqlstate, const char *message)
@@ -312,6 +340,14 @@ static void client_authed(struct client *cl)
 		cl->pool->have_client_key = true;
 	}
 	auth_state_clear(&cl->auth);
+	const struct pool_params *pp = pool_params(cl->pool);
+	if (pp) {
+		/* As PgBouncer does: the login ends now, a server comes with the first query. */
+		client_welcome(cl, pp->v, pp->n);
+		client_set_state(cl, CL_IDLE);
+		return;
+	}
+	/* The pool's first login: the client's ParameterStatus come from a real server. */
 	client_set_state(cl, CL_WAIT);
 	pool_acquire(cl->pool, &cl->wt);
 }
@@ -480,6 +516,18 @@ static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_
 	case CL_SETUP:
 		client_gather(cl, p, n);
 		return;
+	case CL_IDLE:
+		/* A session that only says goodbye never needs a server. */
+		if (p[0] == 'X') {
+			client_close(cl, "client closed the session");
+			return;
+		}
+		client_gather(cl, p, n);
+		if (cl->st == CL_IDLE) {
+			client_set_state(cl, CL_WAIT);
+			pool_acquire(cl->pool, &cl->wt);
+		}
+		return;
 	case CL_CLOSED:
 		return;
 	}
@@ -508,8 +556,9 @@ static void client_on_tick(struct conn *c)
 		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "client_login_timeout: login not finished in time");
 		return;
 	}
-	if (w->stopping && cl->st == CL_LINKED && cl->srv && server_is_clean(cl->srv) &&
-	    !cl->fr.left && !cl->fr.have)
+	bool idle = cl->st == CL_IDLE ||
+		    (cl->st == CL_LINKED && cl->srv && server_is_clean(cl->srv) && !cl->fr.left && !cl->fr.have);
+	if (w->stopping && idle)
 		client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
 }
 
@@ -619,7 +668,7 @@ void client_stop_all(struct worker *w, bool force)
 		if (!c || c->ops != &client_ops || c->closing)
 			continue;
 		struct client *cl = client_of(c);
-		bool idle = cl->st != CL_LINKED ||
+		bool idle = cl->st < CL_WAIT || cl->st == CL_IDLE ||
 			    (cl->srv && server_is_clean(cl->srv) && !cl->fr.left && !cl->fr.have);
 		/* An ErrorResponse may only go between the server's messages, never inside one. */
 		bool between = !cl->srv || (!cl->srv->fr.left && !cl->srv->fr.have);

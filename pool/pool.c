@@ -27,6 +27,8 @@ struct pool_caps {
 	struct pool_cap *_Atomic v[POOL_CAPS_MAX];
 };
 
+static void pool_params_free(struct pool_params *pp);
+
 struct pool_caps *pool_caps_new(void)
 {
 	struct pool_caps *caps = calloc(1, sizeof *caps);
@@ -42,6 +44,7 @@ void pool_caps_free(struct pool_caps *caps)
 		return;
 	for (uint32_t i = 0; i < caps->n; i++) {
 		struct pool_cap *cap = atomic_load(&caps->v[i]);
+		pool_params_free(atomic_load(&cap->params));
 		free(cap->db);
 		free(cap->user);
 		free(cap);
@@ -276,11 +279,52 @@ static void pool_remove_idle(struct pool *p, struct server *s)
 	}
 }
 
+static void pool_params_free(struct pool_params *pp)
+{
+	if (!pp)
+		return;
+	for (uint32_t i = 0; i < pp->n; i++) {
+		free(pp->v[i].name);
+		free(pp->v[i].value);
+	}
+	free(pp->v);
+	free(pp);
+}
+
+/* A fresh server's parameters, before any client's SET: what later logins on every worker are told. */
+static void pool_remember_params(struct pool *p, const struct server *s)
+{
+	if (atomic_load_explicit(&p->cap->params, memory_order_acquire) || !s->nparams)
+		return;
+	struct pool_params *pp = calloc(1, sizeof *pp);
+	if (!pp || !(pp->v = calloc(s->nparams, sizeof *pp->v)))
+		die("out of memory");
+	for (uint32_t i = 0; i < s->nparams; i++) {
+		pp->v[i].name = strdup(s->params[i].name);
+		pp->v[i].value = strdup(s->params[i].value);
+		if (!pp->v[i].name || !pp->v[i].value)
+			die("out of memory");
+	}
+	pp->n = s->nparams;
+	struct pool_params *none = NULL;
+	/* Another worker may have published first: its set is as good as ours. */
+	if (!atomic_compare_exchange_strong_explicit(&p->cap->params, &none, pp,
+						     memory_order_acq_rel, memory_order_acquire))
+		pool_params_free(pp);
+}
+
+const struct pool_params *pool_params(const struct pool *p)
+{
+	return atomic_load_explicit(&p->cap->params, memory_order_acquire);
+}
+
 void pool_server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
-	if (s->st == SV_LOGIN)
+	if (s->st == SV_LOGIN) {
 		p->nconnecting--;
+		pool_remember_params(p, s);
+	}
 	else if (s->st == SV_LINKED || s->st == SV_RESET)
 		p->nlinked--;
 	s->st = SV_IDLE;

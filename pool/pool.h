@@ -14,13 +14,22 @@
 
 struct worker;
 struct server;
+struct server_param;
 
 #define POOL_CAPS_MAX 65536
+
+/* A server's ParameterStatus set as first seen; immutable once published. */
+struct pool_params {
+	uint32_t n;
+	struct server_param *v;
+};
 
 /* Shared by every worker: how many servers (pool, all workers) exist, and how many clients wait. */
 struct pool_cap {
 	atomic_uint servers;
 	atomic_uint waiting;
+	/* The first server's parameters, published once: later logins end without a server. */
+	struct pool_params *_Atomic params;
 	uint32_t size;
 	uint32_t id;
 	char *db, *user;
@@ -84,6 +93,9 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *wt);
 void pool_server_ready(struct server *s);
 /* From pool/server.c: a server is gone; why is its failure if it never got ready. */
 void pool_server_gone(struct server *s, const char *sqlstate, const char *why);
+
+/* The pool's published parameters, or NULL before any server logged in. Any worker. */
+const struct pool_params *pool_params(const struct pool *p);
 
 void pool_tick(struct worker *w);
 void pool_on_freed(struct worker *w, uint32_t cap_id);

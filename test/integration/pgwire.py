@@ -206,7 +206,13 @@ class Conn:
         self.sock.sendall(_msg(b"Q", sql.encode() + b"\0"))
         results, rows, error = [], None, None
         while True:
-            kind, payload = self._recv_message()
+            try:
+                kind, payload = self._recv_message()
+            except ProtocolError:
+                # A FATAL error is followed by the close, not by ReadyForQuery.
+                if error:
+                    raise error
+                raise
             if kind == "T":
                 rows = []
             elif kind == "D":

@@ -97,6 +97,34 @@ def test_300_clients_on_10_servers(proxy, pg):
 
 
 @pytest.mark.proxy_only
+def test_login_takes_no_server(proxy, pg):
+    # As with PgBouncer: once a pool has logged in to PostgreSQL, clients finish
+    # their login without a server and take one at their first query.
+    p = proxy(databases={"appdb": {"pool_size": 1}})
+    with p.connect() as first:
+        assert first.execute("select pg_backend_pid()").fetchone()[0] > 0  # holds the only server
+        t0 = time.monotonic()
+        others = [p.connect() for _ in range(20)]
+        try:
+            assert time.monotonic() - t0 < 5, "logins waited for a server"
+            (n,) = pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
+                              " and datname = 'appdb' and backend_type = 'client backend'")[0]
+            assert n == 1, f"{n} backends for 20 idle logins; pool_size is 1"
+            # A waiting client gets the server once the first session ends.
+            results = []
+            t = threading.Thread(target=lambda: results.append(others[0].execute("select 42").fetchone()))
+            t.start()
+            time.sleep(0.3)
+            assert not results, "a second session got the only server while the first held it"
+            first.close()
+            t.join(10)
+            assert results == [(42,)]
+        finally:
+            for c in others:
+                c.close()
+
+
+@pytest.mark.proxy_only
 def test_query_wait_timeout(proxy):
     p = proxy(query_wait_timeout="1s", databases={"appdb": {"pool_size": 1}})
     with p.connect() as first:
