@@ -53,8 +53,8 @@ struct client {
 	struct auth_state auth;
 	struct frame fr;              /* client -> server stream, once linked */
 	struct bytes in;              /* gathered bytes before the relay starts */
-	uint8_t *pkt;                 /* the startup packet: sp's strings point into it */
-	struct startup sp;
+	uint8_t *pkt;                 /* the startup packet: user, db and parameters point into it */
+	uint32_t pktlen;
 	const char *user, *db;
 	const struct cfg_db *d;
 	uint32_t key;                 /* BackendKeyData secret */
@@ -192,9 +192,10 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 /* The value the client sees for a reported parameter: what it asked for at startup, if it did. */
 static const char *client_param_value(const struct client *cl, const struct server_param *p)
 {
-	for (size_t i = 0; i < cl->sp.nparams; i++)
-		if (strcasecmp(cl->sp.name[i], p->name) == 0)
-			return cl->sp.value[i];
+	const char *name, *value;
+	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);)
+		if (strcasecmp(name, p->name) == 0)
+			return value;
 	return p->value;
 }
 
@@ -236,8 +237,8 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 {
 	size_t len = 0;
 	sql[0] = 0;
-	for (size_t i = 0; i < cl->sp.nparams; i++) {
-		const char *name = cl->sp.name[i], *value = cl->sp.value[i];
+	const char *name, *value;
+	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);) {
 		if (!strcmp(name, "user") || !strcmp(name, "database") || !strcmp(name, "options") ||
 		    !strncmp(name, "_pq_.", 5))
 			continue;
@@ -345,6 +346,9 @@ static void client_authed(struct client *cl)
 		/* As PgBouncer does: the login ends now, a server comes with the first query. */
 		client_welcome(cl, pp->v, pp->n);
 		client_set_state(cl, CL_IDLE);
+		/* An idle client should cost little memory: the login buffer goes. */
+		if (!cl->in.len)
+			bytes_free(&cl->in);
 		return;
 	}
 	/* The pool's first login: the client's ParameterStatus come from a real server. */
@@ -363,7 +367,7 @@ static void client_auth_failed(struct client *cl, const char *why)
 	client_fatal(cl, SQLSTATE_INVALID_PASSWORD, msg);
 }
 
-static void client_start_auth(struct client *cl)
+static void client_start_auth(struct client *cl, const struct startup *sp)
 {
 	const struct cfg *cfg = client_cfg(cl);
 	char msg[256];
@@ -377,12 +381,12 @@ static void client_start_auth(struct client *cl)
 		client_fatal(cl, SQLSTATE_CANNOT_CONNECT_NOW, "the proxy is shutting down");
 		return;
 	}
-	if (startup_get(&cl->sp, "replication")) {
+	if (startup_get(sp, "replication")) {
 		client_fatal(cl, SQLSTATE_FEATURE_NOT_SUPPORTED, "replication connections are not supported");
 		return;
 	}
-	cl->user = startup_get(&cl->sp, "user");
-	cl->db = startup_get(&cl->sp, "database");
+	cl->user = startup_get(sp, "user");
+	cl->db = startup_get(sp, "database");
 	if (!cl->db || !*cl->db)
 		cl->db = cl->user;
 	cl->d = cfg_find_db(cfg, cl->db);
@@ -448,9 +452,10 @@ static void client_on_startup(struct client *cl, uint32_t len)
 		die("out of memory");
 	memcpy(cl->pkt, cl->in.p, len);
 	bytes_consume(&cl->in, len);
-	if (msg_parse_startup(cl->pkt, len, &cl->sp, &why) < 0)
+	cl->pktlen = len;
+	if (msg_parse_startup(cl->pkt, len, &sp, &why) < 0)
 		die("startup packet parsed once but not twice");
-	client_start_auth(cl);
+	client_start_auth(cl, &sp);
 }
 
 static void client_on_login_bytes(struct client *cl)

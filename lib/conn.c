@@ -54,7 +54,7 @@ void conn_recv_pause(struct conn *c)
 static void conn_push(struct conn *c, struct conn_seg seg)
 {
 	if (c->qlen == c->qcap) {
-		uint32_t ncap = c->qcap ? c->qcap * 2 : 8;
+		uint32_t ncap = c->qcap ? c->qcap * 2 : 4;
 		struct conn_seg *nq = malloc(ncap * sizeof *nq);
 		if (!nq)
 			die("out of memory");
@@ -106,20 +106,16 @@ void conn_submit_sends(struct conn *c)
 	c->queued_flush = false;
 	if (c->sending || c->closing || c->qlen == 0)
 		return;
-	if (!c->iov) {
-		c->iov = malloc(sizeof *c->iov);
-		if (!c->iov)
-			die("out of memory");
-	}
+	struct conn_iov *iov = worker_iov(c->w);
 	uint32_t n = c->qlen < CONN_IOV_MAX ? c->qlen : CONN_IOV_MAX;
 	for (uint32_t i = 0; i < n; i++) {
 		struct conn_seg *s = &c->q[(c->qhead + i) % c->qcap];
-		c->iov->v[i] = (struct iovec){ .iov_base = (void *)s->p, .iov_len = s->len };
+		iov->v[i] = (struct iovec){ .iov_base = (void *)s->p, .iov_len = s->len };
 	}
-	c->iov->mh = (struct msghdr){ .msg_iov = c->iov->v, .msg_iovlen = n };
+	iov->mh = (struct msghdr){ .msg_iov = iov->v, .msg_iovlen = n };
 	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	/* MSG_WAITALL makes io_uring retry short sends itself; partial results are still handled. */
-	io_uring_prep_sendmsg(sqe, c->fd, &c->iov->mh, MSG_NOSIGNAL | MSG_WAITALL);
+	io_uring_prep_sendmsg(sqe, c->fd, &iov->mh, MSG_NOSIGNAL | MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_SEND));
 	c->send_segs = n;
 	c->sending = true;
@@ -268,9 +264,7 @@ void conn_reap(struct conn *c)
 		c->qlen--;
 	}
 	free(c->q);
-	free(c->iov);
 	c->q = NULL;
-	c->iov = NULL;
 	if (c->fd >= 0)
 		close(c->fd);
 	c->fd = -1;

@@ -44,7 +44,11 @@ struct conn_seg {
 #define CONN_LOW_WATER  (64u * 1024)
 #define CONN_IOV_MAX    32
 
-/* The sendmsg in flight: header and vector, kept until its completion. */
+/*
+ * A sendmsg's header and vector. The kernel copies both when the SQE is
+ * submitted (IORING_FEAT_SUBMIT_STABLE), so they live in a per-worker scratch
+ * area reset after each submit, not in every connection.
+ */
 struct conn_iov {
 	struct msghdr mh;
 	struct iovec  v[CONN_IOV_MAX];
@@ -71,7 +75,6 @@ struct conn {
 	uint32_t qhead, qlen, qcap;
 	uint32_t send_segs;      /* segments covered by the sendmsg in flight */
 	size_t   qbytes;
-	struct conn_iov *iov;    /* allocated on first send */
 	struct conn *next_flush;
 	struct conn *next_starved;
 	struct conn *next_reap;

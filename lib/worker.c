@@ -19,6 +19,7 @@
 #define WORKER_BUF_COUNT    1024
 #define WORKER_BUF_SIZE     (16 * 1024)
 #define WORKER_TICK_MS      100
+#define WORKER_IOVS         256   /* sendmsg vectors between two submits */
 
 uint64_t worker_clock_ms(void)
 {
@@ -27,16 +28,30 @@ uint64_t worker_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* Every SQE queued so far goes to the kernel, which copies their vectors: the scratch is free again. */
+static void worker_submit(struct worker *w)
+{
+	io_uring_submit(&w->ring);
+	w->iovs_used = 0;
+}
+
 struct io_uring_sqe *worker_sqe(struct worker *w)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&w->ring);
 	if (sqe)
 		return sqe;
-	io_uring_submit(&w->ring);
+	worker_submit(w);
 	sqe = io_uring_get_sqe(&w->ring);
 	if (!sqe)
 		die("no SQE after submit");
 	return sqe;
+}
+
+struct conn_iov *worker_iov(struct worker *w)
+{
+	if (w->iovs_used == WORKER_IOVS)
+		worker_submit(w);
+	return &w->iovs[w->iovs_used++];
 }
 
 int worker_slot_alloc(struct worker *w, struct conn *c)
@@ -282,6 +297,7 @@ static void *worker_main(void *arg)
 		int ret = io_uring_submit_and_wait(&w->ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			die("io_uring_submit_and_wait: %s", strerror(-ret));
+		w->iovs_used = 0;
 		w->now = worker_clock_ms();
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
@@ -306,9 +322,20 @@ static int worker_setup(struct worker *w)
 	int ret = io_uring_queue_init_params(WORKER_RING_ENTRIES, &w->ring, &p);
 	if (ret < 0)
 		return ret;
-	ret = bufring_init(&w->br, &w->ring, 0, WORKER_BUF_COUNT, WORKER_BUF_SIZE);
-	if (ret < 0)
+	if (!(p.features & IORING_FEAT_SUBMIT_STABLE)) {
 		io_uring_queue_exit(&w->ring);
+		return -EOPNOTSUPP;
+	}
+	w->iovs = calloc(WORKER_IOVS, sizeof *w->iovs);
+	if (!w->iovs) {
+		io_uring_queue_exit(&w->ring);
+		return -ENOMEM;
+	}
+	ret = bufring_init(&w->br, &w->ring, 0, WORKER_BUF_COUNT, WORKER_BUF_SIZE);
+	if (ret < 0) {
+		free(w->iovs);
+		io_uring_queue_exit(&w->ring);
+	}
 	return ret;
 }
 
@@ -339,6 +366,7 @@ void worker_join(struct worker *w)
 		return;
 	bufring_destroy(&w->br, &w->ring);
 	io_uring_queue_exit(&w->ring);
+	free(w->iovs);
 	free(w->conns);
 	free(w->gens);
 	free(w->free_slots);

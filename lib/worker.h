@@ -34,6 +34,8 @@ struct worker {
 	struct conn *starved_head; /* connections whose recv ran out of buffers */
 	struct conn *reap_head;    /* closing connections to free once idle */
 	struct pool *pools;        /* this worker's pools, keyed by (database, user) */
+	struct conn_iov *iovs;     /* sendmsg vectors of SQEs not yet submitted */
+	uint32_t  iovs_used;
 
 	uint64_t now;              /* CLOCK_MONOTONIC ms, refreshed each iteration */
 	uint32_t nclients;
@@ -55,6 +57,8 @@ void worker_join(struct worker *w);
 
 /* A free SQE, submitting what is queued first if the SQ is full. Never NULL. */
 struct io_uring_sqe *worker_sqe(struct worker *w);
+/* Scratch for one sendmsg's header and vector, valid until the next submit. */
+struct conn_iov *worker_iov(struct worker *w);
 /* Slot table: a slot and generation for c, or -ENOMEM. */
 int worker_slot_alloc(struct worker *w, struct conn *c) __attribute__((warn_unused_result));
 void worker_slot_free(struct worker *w, struct conn *c);

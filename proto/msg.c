@@ -429,3 +429,17 @@ int msg_parse_password(const uint8_t *body, size_t n, const char **password)
 	*password = str_at(body, n, &k);
 	return *password && k + 1 == n ? 0 : -EPROTO;
 }
+
+bool startup_next(const uint8_t *pkt, size_t len, size_t *off, const char **name, const char **value)
+{
+	/* The packet was validated by msg_parse_startup: every name has a value, a NUL ends the list. */
+	if (*off < 8)
+		*off = 8;
+	if (*off >= len || pkt[*off] == 0)
+		return false;
+	*name = (const char *)pkt + *off;
+	*off += strlen(*name) + 1;
+	*value = (const char *)pkt + *off;
+	*off += strlen(*value) + 1;
+	return true;
+}

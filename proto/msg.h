@@ -82,6 +82,12 @@ int msg_parse_startup(const uint8_t *pkt, size_t len, struct startup *s,
 
 /* The value of a startup parameter, or NULL. */
 const char *startup_get(const struct startup *s, const char *name);
+/*
+ * Walks the parameters of a v3 startup packet that msg_parse_startup accepted,
+ * without a struct startup: start with *off = 0; false after the last pair.
+ */
+bool startup_next(const uint8_t *pkt, size_t len, size_t *off, const char **name,
+		  const char **value);
 
 /* Fields of an ErrorResponse / NoticeResponse; strings point into the body. */
 struct msg_fields {
