@@ -193,6 +193,16 @@ static void test_startup(void)
 	      !strcmp(startup_get(&s, "application_name"), "") && !startup_get(&s, "options"));
 	/* Strings point into the packet. */
 	CHECK((const uint8_t *)s.name[0] == buf + 8);
+	/* The walk without a struct startup sees the same pairs, in order, and then stops. */
+	{
+		const char *name, *value;
+		size_t pos = 0, i = 0;
+		while (startup_next(buf, w.len, &pos, &name, &value)) {
+			CHECK(i < s.nparams && name == s.name[i] && value == s.value[i]);
+			i++;
+		}
+		CHECK(i == s.nparams && !startup_next(buf, w.len, &pos, &name, &value));
+	}
 	printf("ok - StartupMessage round trip, strings in place\n");
 
 	len = packet(buf, PROTO_V3, PAIRS("user\0bob\0\0"));
