@@ -219,16 +219,22 @@ static void client_welcome(struct client *cl, const struct server_param *params,
 	log_info("%s %s/%s@%s login ok", cl->id, cl->db, cl->user, cl->addr);
 }
 
+static void client_on_txn_done(struct server_link *l);
+
 /* The server is ready for the client's traffic: bytes that came early go first, in order. */
 static void client_linked(struct client *cl)
 {
-	if (!cl->welcomed)
+	bool login = !cl->welcomed;
+	if (login)
 		client_welcome(cl, cl->srv->params, cl->srv->nparams);
 	client_set_state(cl, CL_LINKED);
 	if (cl->in.len) {
 		uint32_t n = cl->in.len;
 		cl->in.len = 0;
 		client_relay(cl, 0, cl->in.p, n, true);
+	} else if (login && cl->pool->d->pool_mode == CFG_POOL_TRANSACTION) {
+		/* Logged in through a fresh server and asked for nothing yet: no need to hold it. */
+		client_on_txn_done(&cl->link);
 	}
 }
 
@@ -308,6 +314,19 @@ static void client_on_server_fail(struct pool_waiter *wt, const char *sqlstate, 
 {
 	struct client *cl = (struct client *)((char *)wt - offsetof(struct client, wt));
 	client_fatal(cl, sqlstate, message);
+}
+
+/* Transaction pooling: between transactions the client holds no server. */
+static void client_on_txn_done(struct server_link *l)
+{
+	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	if (cl->st != CL_LINKED || cl->pool->d->pool_mode != CFG_POOL_TRANSACTION ||
+	    cl->fr.left || cl->fr.have)
+		return;
+	struct server *s = cl->srv;
+	cl->srv = NULL;
+	client_set_state(cl, CL_IDLE);
+	server_release(s);
 }
 
 static void client_on_server_lost(struct server_link *l, const char *why, bool at_boundary)
@@ -527,11 +546,13 @@ static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_
 			client_close(cl, "client closed the session");
 			return;
 		}
-		client_gather(cl, p, n);
-		if (cl->st == CL_IDLE) {
-			client_set_state(cl, CL_WAIT);
-			pool_acquire(cl->pool, &cl->wt);
-		}
+		client_set_state(cl, CL_WAIT);
+		pool_acquire(cl->pool, &cl->wt);
+		/* With an idle server at hand the link is made at once: relay in place. */
+		if (cl->st == CL_LINKED)
+			client_relay(cl, bid, p, n, false);
+		else if (cl->st == CL_WAIT || cl->st == CL_SETUP)
+			client_gather(cl, p, n);
 		return;
 	case CL_CLOSED:
 		return;
@@ -644,6 +665,7 @@ void client_accept(struct worker *w, int fd)
 	cl->link.peer = &cl->c;
 	cl->link.lost = client_on_server_lost;
 	cl->link.setup_done = client_on_setup_done;
+	cl->link.txn_done = client_on_txn_done;
 	if (getrandom(&cl->key, sizeof cl->key, 0) != sizeof cl->key)
 		die("getrandom failed");
 	snprintf(cl->id, sizeof cl->id, "c%u.%u", cl->c.slot, cl->c.gen);

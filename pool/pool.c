@@ -197,12 +197,31 @@ static struct pool_waiter *pool_pop_waiter(struct pool *p)
 	return wt;
 }
 
+/*
+ * Sharing the cap between workers. Each worker has a share, pool_size divided
+ * by the worker count. A worker may hold more while nobody else needs room;
+ * one below its share that finds the cap full posts NEED, and a worker above
+ * its share then owes a server, which it closes when that server next frees,
+ * and no worker at its share grows into room while others' clients wait.
+ * Only NEED closes servers, so a balanced pool never churns connections.
+ */
+static uint32_t pool_share(const struct pool *p)
+{
+	return p->cap->size / p->w->rt->nworkers;
+}
+
 /* Opens servers while clients wait and the cap has room; otherwise asks other workers for room. */
 static void pool_grow(struct pool *p)
 {
 	while (p->nwaiting > p->nconnecting) {
+		/* Room freed while other workers' clients wait is theirs, once we have our share. */
+		bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > p->nwaiting;
+		if (others_wait && p->nservers >= pool_share(p) && p->nservers > 0)
+			return;
 		if (!pool_reserve(p)) {
-			if (!p->need_posted && p->nidle == 0) {
+			/* A cap smaller than the worker count has a share of 0: then any worker may ask. */
+			uint32_t want = pool_share(p) ? pool_share(p) : 1;
+			if (!p->need_posted && p->nservers < want) {
 				p->need_posted = true;
 				pool_broadcast(p, OP_POOL_NEED);
 			}
@@ -331,19 +350,20 @@ void pool_server_ready(struct server *s)
 	s->idle_since = s->state_since = p->w->now;
 	p->need_posted = false;
 
+	const struct cfg *cfg = p->w->rt->cfg;
+	bool stopping = p->w->stopping;
+	bool too_old = cfg->server_lifetime && p->w->now - s->created >= cfg->server_lifetime;
+	if (p->owed || stopping || too_old) {
+		const char *why = p->owed ? "room for another worker" : stopping ? "shutdown" : "server_lifetime";
+		if (p->owed)
+			p->owed--;
+		server_close(s, why);
+		return;
+	}
 	struct pool_waiter *wt = pool_pop_waiter(p);
 	if (wt) {
 		p->nlinked++;
 		wt->ready(wt, s);
-		return;
-	}
-	const struct cfg *cfg = p->w->rt->cfg;
-	bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > 0;
-	bool stopping = p->w->stopping;
-	bool too_old = cfg->server_lifetime && p->w->now - s->created >= cfg->server_lifetime;
-	if (others_wait || stopping || too_old) {
-		/* Another worker's client needs the room more than we need an idle server. */
-		server_close(s, others_wait ? "room for another worker" : stopping ? "shutdown" : "server_lifetime");
 		return;
 	}
 	s->next_idle = p->idle;
@@ -400,15 +420,25 @@ void pool_tick(struct worker *w)
 void pool_on_freed(struct worker *w, uint32_t cap_id)
 {
 	struct pool *p = pool_by_cap(w, cap_id);
-	if (p && !w->stopping)
-		pool_grow(p);
+	if (!p || w->stopping)
+		return;
+	/* If another worker was quicker to take the room, ask again. */
+	p->need_posted = false;
+	pool_grow(p);
 }
 
 void pool_on_need(struct worker *w, uint32_t cap_id)
 {
 	struct pool *p = pool_by_cap(w, cap_id);
-	if (p && p->idle && p->nwaiting == 0)
+	if (!p)
+		return;
+	if (p->idle && p->nwaiting == 0) {
+		/* Idle room is given at once. */
 		server_close(p->idle, "room for another worker");
+		return;
+	}
+	if (p->nservers > pool_share(p) + p->owed)
+		p->owed++;
 }
 
 void pool_close_idle(struct worker *w)

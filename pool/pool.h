@@ -73,7 +73,8 @@ struct pool {
 	uint32_t nidle, nlinked, nconnecting, nservers;
 	struct pool_waiter *wait_head, *wait_tail;
 	uint32_t nwaiting;
-	bool need_posted;
+	bool need_posted;                 /* asked other workers for room; cleared when room comes */
+	uint32_t owed;                    /* servers to give up as they free: another worker needs room */
 	char last_error[256];
 	char last_sqlstate[6];
 };

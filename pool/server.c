@@ -358,7 +358,7 @@ static void server_gather(struct server *s, const uint8_t *p, size_t n)
 static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
-	bool reset_failed = false, reset_done = false;
+	bool reset_failed = false, reset_done = false, ready = false;
 	while (off < n) {
 		size_t used;
 		struct frame_msg m;
@@ -375,6 +375,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			s->last_z = (char)m.first;
 			if (s->pending)
 				s->pending--;
+			ready = true;
 			if (s->st == SV_RESET && s->pending == 0)
 				reset_done = true;
 		} else if (m.type == 'E' && s->st == SV_RESET) {
@@ -382,10 +383,13 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		}
 	}
 	if (s->st == SV_LINKED && s->link) {
-		struct conn *peer = s->link->peer;
-		conn_send_buf(peer, bid, p, n);
-		if (conn_queued(peer) > CONN_HIGH_WATER)
+		struct server_link *l = s->link;
+		conn_send_buf(l->peer, bid, p, n);
+		if (conn_queued(l->peer) > CONN_HIGH_WATER)
 			conn_recv_pause(&s->c);
+		/* Last: the client may hand s to someone else right away. */
+		if (ready && server_is_clean(s))
+			l->txn_done(l);
 		return;
 	}
 	if (s->st == SV_RESET) {
@@ -547,12 +551,47 @@ bool server_is_clean(const struct server *s)
 	       !s->unsynced && s->fr.left == 0 && s->fr.have == 0;
 }
 
+void server_release(struct server *s)
+{
+	s->link = NULL;
+	pool_server_ready(s);
+}
+
+/* Runs sql on a server no client holds; pool_server_ready follows its ReadyForQuery 'I'. */
+static void server_reset(struct server *s, const char *sql)
+{
+	server_set_state(s, SV_RESET);
+	conn_recv_start(&s->c);
+	size_t need = strlen(sql) + 6;
+	uint8_t stackbuf[512];
+	uint8_t *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, need);
+	msg_query(&w, sql);
+	server_send(s, &w);
+	if (buf != stackbuf)
+		free(buf);
+	s->pending = 1;
+}
+
 void server_unlink(struct server *s, bool client_at_boundary)
 {
-	bool clean = client_at_boundary && server_is_clean(s);
+	bool idle = client_at_boundary && s->st == SV_LINKED && !s->in_setup && s->pending == 0 &&
+		    !s->unsynced && s->fr.left == 0 && s->fr.have == 0;
+	bool clean = idle && s->last_z == 'I';
 	s->link = NULL;
 	if (s->st != SV_LINKED)
 		return;
+	bool transaction = s->pool->d->pool_mode == CFG_POOL_TRANSACTION;
+	if (transaction && idle) {
+		/* Between transactions the server is as good as new; inside one it is rolled back. */
+		if (clean)
+			pool_server_ready(s);
+		else
+			server_reset(s, "ROLLBACK");
+		return;
+	}
 	if (!clean) {
 		server_close(s, "client left with the server busy or in a transaction");
 		return;
@@ -562,19 +601,7 @@ void server_unlink(struct server *s, bool client_at_boundary)
 		pool_server_ready(s);
 		return;
 	}
-	server_set_state(s, SV_RESET);
-	conn_recv_start(&s->c);
-	size_t need = strlen(reset) + 6;
-	uint8_t stackbuf[512];
-	uint8_t *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
-	if (!buf)
-		die("out of memory");
-	struct wbuf w = wbuf_on(buf, need);
-	msg_query(&w, reset);
-	server_send(s, &w);
-	if (buf != stackbuf)
-		free(buf);
-	s->pending = 1;
+	server_reset(s, reset);
 }
 
 void server_note_request(struct server *s, uint8_t type)

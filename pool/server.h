@@ -29,6 +29,9 @@ struct server_link {
 	void (*lost)(struct server_link *l, const char *why, bool at_boundary);
 	/* A setup query (SET of startup parameters) finished: ok, or the error fields. */
 	void (*setup_done)(struct server_link *l, const char *sqlstate, const char *message);
+	/* ReadyForQuery 'I' with nothing pending: the client may let the server go
+	 * (transaction pooling). The last thing the server does in its handler. */
+	void (*txn_done)(struct server_link *l);
 };
 
 struct server {
@@ -63,6 +66,8 @@ void server_link(struct server *s, struct server_link *link);
  * between messages) is reset for the next client; any other is closed.
  */
 void server_unlink(struct server *s, bool client_at_boundary);
+/* Transaction pooling: the linked client is done with s, which goes back to its pool as it is. */
+void server_release(struct server *s);
 /* Client -> server bytes, already framed by the client: notes requests. */
 void server_note_request(struct server *s, uint8_t type);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */

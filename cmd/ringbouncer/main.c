@@ -74,10 +74,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	atomic_store(&log_min_level, level_map[cfg->log_level]);
-	for (size_t i = 0; i < cfg->ndbs; i++)
-		if (cfg->dbs[i].pool_mode == CFG_POOL_TRANSACTION)
-			log_warn("database '%s': pool_mode transaction is not implemented yet; "
-				 "its clients get session pooling", cfg->dbs[i].name);
 
 	char err[256] = "";
 	struct auth_users *auth = NULL;

@@ -1,0 +1,140 @@
+"""Transaction pooling: servers change hands at transaction boundaries, never inside one."""
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from test_pool import _read_until
+
+pytestmark = pytest.mark.proxy_only
+
+TX = {"pool_mode": "transaction"}
+
+
+def _pgbench(p, *args, timeout=120):
+    env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
+    r = subprocess.run(["pgbench", "-h", p.host, "-p", str(p.port), "-U", "app", *args, "appdb"],
+                       capture_output=True, text=True, timeout=timeout, env=env, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, f"pgbench {' '.join(args)} exited {r.returncode}:\n{r.stdout}\n{r.stderr}"
+    return r.stdout + r.stderr
+
+
+@pytest.mark.deadline(300)
+@pytest.mark.parametrize("protocol", ["simple", "extended"])
+@pytest.mark.parametrize("script", ["tpcb-like", "simple-update", "select-only"])
+def test_pgbench_16_clients_on_4_servers(proxy, pg, script, protocol):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 4}})
+    _pgbench(p, "-i", "-s", "1", "-I", "dtGvp")
+    try:
+        out = _pgbench(p, "-n", "-b", script, "-M", protocol, "-c", "16", "-j", "2", "-t", "50")
+        assert "number of transactions actually processed: 800/800" in out, out
+        assert "number of failed transactions: 0" in out, out
+        if script == "tpcb-like":
+            (bal, delta, n), = pg.execute("select (select sum(abalance) from pgbench_accounts),"
+                                          " (select sum(delta) from pgbench_history),"
+                                          " (select count(*) from pgbench_history)", dbname="appdb")
+            assert n == 800 and bal == delta, (bal, delta, n)
+        (n,) = pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
+                          " and datname = 'appdb' and backend_type = 'client backend'")[0]
+        assert n <= 4, f"{n} backends for pool_size 4"
+    finally:
+        pg.execute("drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
+                   dbname="appdb")
+
+
+def test_clients_share_one_server(proxy, pg):
+    # One worker: a pool's servers are per worker, so only then is it one backend.
+    p = proxy(workers=1, query_wait_timeout="10s", databases={"appdb": {**TX, "pool_size": 1}})
+    with p.connect() as a, p.connect() as b:
+        # psycopg prepares statements it sees often; named statements are not mapped yet.
+        a.prepare_threshold = b.prepare_threshold = None
+        pid_a = a.execute("select pg_backend_pid()").fetchone()[0]
+        pid_b = b.execute("select pg_backend_pid()").fetchone()[0]
+        assert pid_a == pid_b, "two clients of a one-server pool saw different backends"
+        # Between transactions the clients take turns on the one server.
+        for i in range(20):
+            assert a.execute("select %s::int", (i,)).fetchone() == (i,)
+            assert b.execute("select %s::int", (-i,)).fetchone() == (-i,)
+        # An open transaction keeps its server: b waits until a commits.
+        a.execute("begin")
+        a.execute("select 1")
+        done = []
+        t = threading.Thread(target=lambda: done.append(b.execute("select 'b ran'").fetchone()))
+        t.start()
+        time.sleep(0.5)
+        assert not done, "b got the server while a's transaction held it"
+        a.execute("commit")
+        t.join(10)
+        assert done == [("b ran",)]
+
+
+def test_killed_client_is_rolled_back_and_server_kept(proxy, pg):
+    p = proxy(workers=1, databases={"appdb": {**TX, "pool_size": 1}})
+    key = "txkill-" + uuid.uuid4().hex
+    with p.connect() as c:
+        backend = c.execute("select pg_backend_pid()").fetchone()[0]
+    env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
+    proc = subprocess.Popen(
+        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.host, "-p", str(p.port), "-U", "app", "-d", "appdb"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        proc.stdin.write(f"begin;\ninsert into kv values ('{key}', 'uncommitted');\nselect 'inserted';\n".encode())
+        proc.stdin.flush()
+        _read_until(proc, "inserted", 15)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
+    with p.connect() as c:
+        # Same backend (rolled back, not closed), outside any transaction, without the row.
+        assert c.execute("select pg_backend_pid()").fetchone()[0] == backend
+        assert c.execute("select now() = statement_timestamp()").fetchone() == (True,)
+        assert c.execute("select count(*) from kv where k = %s", (key,)).fetchone() == (0,)
+
+
+def test_copy_in_and_out(proxy, pg):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 1}})
+    table = "copy_tx_" + uuid.uuid4().hex[:8]
+    with p.connect() as c, p.connect() as other:
+        c.execute(f"create table {table} (a int, b text)")
+        try:
+            with c.cursor() as cur:
+                with cur.copy(f"copy {table} from stdin") as cp:
+                    for i in range(100000):
+                        cp.write_row((i, f"row {i}"))
+            # Another client shares the one server between the copies.
+            assert other.execute(f"select count(*), sum(a) from {table}").fetchone() == (100000, 4999950000)
+            out = bytearray()
+            with c.cursor() as cur:
+                with cur.copy(f"copy {table} to stdout") as cp:
+                    for data in cp:
+                        out += data
+            assert out.count(b"\n") == 100000
+            assert out.startswith(b"0\trow 0\n")
+        finally:
+            c.execute(f"drop table {table}")
+
+
+@pytest.mark.deadline(60)
+def test_cancel_reaches_the_current_server(proxy):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 2}})
+    with p.connect() as c, p.connect() as idle:
+        idle.execute("select 1")
+        timer = threading.Timer(0.5, c.cancel)
+        timer.start()
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.errors.QueryCanceled):
+            c.execute("select pg_sleep(30)")
+        assert time.monotonic() - t0 < 3
+        timer.join(5)
+        assert c.execute("select 'usable'").fetchone() == ("usable",)
