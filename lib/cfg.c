@@ -691,6 +691,8 @@ static const struct key top_keys[] = {
 	DURATION(shutdown_timeout),
 	{ .name = "server_reset_query", .parse = p_str, .off = offsetof(struct cfg, server_reset_query),
 	  .expect = "a string (\"\" disables it)" },
+	{ .name = "max_prepared_statements", .parse = p_count,
+	  .off = offsetof(struct cfg, max_prepared_statements), .expect = "a positive integer" },
 };
 static const struct section top_section = SECTION(top_keys);
 _Static_assert(sizeof(top_keys) / sizeof(top_keys[0]) <= 64, "parse_map tracks seen keys in 64 bits");
@@ -711,6 +713,7 @@ static struct cfg *cfg_new(const char *path)
 	c->server_lifetime = 3600000;
 	c->shutdown_timeout = 30000;
 	c->server_reset_query = xstrdup("DISCARD ALL");
+	c->max_prepared_statements = 200;
 	return c;
 }
 

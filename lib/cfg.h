@@ -55,6 +55,7 @@ struct cfg {
 	uint64_t server_lifetime;         /* default 3600s */
 	uint64_t shutdown_timeout;        /* default 30s */
 	char    *server_reset_query;      /* default "DISCARD ALL"; "" disables */
+	uint32_t max_prepared_statements; /* per server, transaction pooling; default 200 */
 };
 
 /* One problem found while loading: "file:line:col: message". */

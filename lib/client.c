@@ -22,6 +22,7 @@
 #include "lib/worker.h"
 #include "pool/pool.h"
 #include "pool/server.h"
+#include "pool/stmt.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/sqlstate.h"
@@ -52,6 +53,11 @@ struct client {
 	struct server *srv;
 	struct auth_state auth;
 	struct frame fr;              /* client -> server stream, once linked */
+	struct stmt_map stmts;        /* transaction pooling: the client's statement names */
+	struct bytes coll;            /* a Parse/Bind/Describe/Close being gathered across chunks */
+	uint32_t coll_left;
+	uint8_t held[5];              /* a message header cut by a chunk's end, not forwarded yet */
+	uint8_t nheld;
 	struct bytes in;              /* gathered bytes before the relay starts */
 	uint8_t *pkt;                 /* the startup packet: user, db and parameters point into it */
 	uint32_t pktlen;
@@ -150,11 +156,162 @@ static uint32_t client_pid(const struct client *cl)
 
 /* --- the session: relay and server events --- */
 
+static bool client_is_tx(const struct client *cl)
+{
+	return cl->pool->d->pool_mode == CFG_POOL_TRANSACTION;
+}
+
+/* Forwards p[0..n) to the server: from the ring buffer in place, or as a copy. */
+static void client_forward(struct client *cl, int bid, const uint8_t *p, size_t n)
+{
+	if (!n)
+		return;
+	if (bid >= 0)
+		conn_send_buf(&cl->srv->c, (uint16_t)bid, p, n);
+	else
+		conn_send_copy(&cl->srv->c, p, n);
+}
+
+/* A NUL-terminated string at *p within end; advances *p past it. NULL if unterminated. */
+static const char *client_cstr(const uint8_t **p, const uint8_t *end)
+{
+	const uint8_t *nul = memchr(*p, 0, (size_t)(end - *p));
+	if (!nul)
+		return NULL;
+	const char *str = (const char *)*p;
+	*p = nul + 1;
+	return str;
+}
+
+/* Sends msg with its statement name replaced: type, length, prefix, name, rest. */
+static void client_send_renamed(struct client *cl, uint8_t type, const uint8_t *prefix, size_t plen,
+				const char *name, const uint8_t *rest, size_t rlen)
+{
+	size_t nlen = strlen(name) + 1, len = 4 + plen + nlen + rlen;
+	uint8_t *buf = malloc(1 + len);
+	if (!buf)
+		die("out of memory");
+	buf[0] = type;
+	buf[1] = (uint8_t)(len >> 24);
+	buf[2] = (uint8_t)(len >> 16);
+	buf[3] = (uint8_t)(len >> 8);
+	buf[4] = (uint8_t)len;
+	memcpy(buf + 5, prefix, plen);
+	memcpy(buf + 5 + plen, name, nlen);
+	memcpy(buf + 5 + plen + nlen, rest, rlen);
+	conn_send_copy(&cl->srv->c, buf, 1 + len);
+	free(buf);
+}
+
+/*
+ * Transaction pooling: one whole Parse, Bind, Describe or Close at m[0..len),
+ * in ring buffer bid (or a copy when bid < 0). Named statements are mapped to
+ * content-derived names that every server of the pool shares; unnamed ones
+ * pass untouched. Returns false after failing the client.
+ */
+static bool client_statement_msg(struct client *cl, int bid, const uint8_t *m, size_t len)
+{
+	struct server *s = cl->srv;
+	struct stmt_table *table = &cl->pool->stmts;
+	const uint8_t *p = m + 5, *end = m + len;
+	uint8_t type = m[0];
+	server_note_request(s, type);
+	if (type == 'P') {
+		const char *name = client_cstr(&p, end);
+		if (!name || !memchr(p, 0, (size_t)(end - p)))
+			goto bad;
+		if (!*name) {
+			client_forward(cl, bid, m, len);
+			server_expect(s, '1', NULL);
+			return true;
+		}
+		struct stmt *st = stmt_get(table, p, (uint32_t)(end - p));
+		stmt_map_set(&cl->stmts, table, name, st);
+		server_parse(s, st);
+		return true;
+	}
+	if (type == 'B') {
+		const char *portal = client_cstr(&p, end);
+		const uint8_t *at = p;
+		const char *name = portal ? client_cstr(&p, end) : NULL;
+		if (!name)
+			goto bad;
+		struct stmt *st = *name ? stmt_map_get(&cl->stmts, name) : NULL;
+		if (!st) {
+			/* Unnamed, or unknown: the server says "does not exist" itself. */
+			client_forward(cl, bid, m, len);
+			return true;
+		}
+		server_prepare(s, st);
+		client_send_renamed(cl, 'B', m + 5, (size_t)(at - (m + 5)), st->name, p, (size_t)(end - p));
+		return true;
+	}
+	/* Describe and Close: a kind byte ('S' statement, 'P' portal), then the name. */
+	if (len < 7)
+		goto bad;
+	uint8_t kind = *p++;
+	const char *name = client_cstr(&p, end);
+	if (!name)
+		goto bad;
+	struct stmt *st = kind == 'S' && *name ? stmt_map_get(&cl->stmts, name) : NULL;
+	if (type == 'D') {
+		if (!st) {
+			client_forward(cl, bid, m, len);
+			return true;
+		}
+		server_prepare(s, st);
+		client_send_renamed(cl, 'D', &kind, 1, st->name, p, 0);
+		return true;
+	}
+	/* Close: the server keeps shared statements; closing a name it never had answers the same. */
+	if (st) {
+		stmt_map_del(&cl->stmts, table, name);
+		client_send_renamed(cl, 'C', &kind, 1, "rb_closed", p, 0);
+	} else {
+		client_forward(cl, bid, m, len);
+	}
+	server_expect(s, '3', NULL);
+	return true;
+bad:
+	client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "malformed extended-protocol message");
+	return false;
+}
+
+static bool client_is_statement_msg(uint8_t type)
+{
+	return type == 'P' || type == 'B' || type == 'D' || type == 'C';
+}
+
+/*
+ * Client -> server relay. Bytes go from the receive buffer in place, except
+ * in transaction pooling where Parse/Bind/Describe/Close are looked at whole
+ * (rewritten when they name a statement, gathered when cut by a chunk's end).
+ */
 static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy)
 {
 	struct server *s = cl->srv;
+	int b = copy ? -1 : bid;
+	bool tx = client_is_tx(cl);
 	uint64_t base = cl->fr.pos;
-	size_t off = 0;
+	size_t off = 0, from = 0;
+
+	if (cl->coll_left) {
+		size_t k = n < cl->coll_left ? n : cl->coll_left;
+		size_t used;
+		struct frame_msg m;
+		if (frame_next(&cl->fr, p, k, &used, &m) != FRAME_MORE || used != k)
+			die("framer lost a gathered message");
+		if (!bytes_append(&cl->coll, p, k, FRAME_MAX_LEN))
+			die("gathered message too large");
+		cl->coll_left -= (uint32_t)k;
+		off = from = k;
+		if (cl->coll_left)
+			return;
+		bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
+		bytes_free(&cl->coll);
+		if (!ok)
+			return;
+	}
 	while (off < n) {
 		size_t used;
 		struct frame_msg m;
@@ -166,27 +323,129 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 		}
 		if (rc == FRAME_MORE)
 			break;
+		/* Where the message starts in p; bytes held from the last chunk come first. */
+		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
 		if (m.type == 'X') {
 			/* Terminate is ours: the server stays for the next client. */
-			size_t at = m.at >= base ? (size_t)(m.at - base) : 0;
-			if (copy)
-				conn_send_copy(&s->c, p, at);
-			else
-				conn_send_buf(&s->c, bid, p, at);
+			client_forward(cl, b, p + from, start - from);
 			cl->fr.left = cl->fr.have = 0;
-			if (m.at < base)
+			if (m.at < base && !cl->nheld)
 				cl->fr.have = 1; /* a split Terminate reached the server: not clean */
+			cl->nheld = 0;
 			client_close(cl, "client closed the session");
 			return;
 		}
-		server_note_request(s, m.type);
+		if (!tx || !client_is_statement_msg(m.type)) {
+			if (cl->nheld) {
+				client_forward(cl, -1, cl->held, cl->nheld);
+				cl->nheld = 0;
+			}
+			server_note_request(s, m.type);
+			continue;
+		}
+		client_forward(cl, b, p + from, start - from);
+		size_t total = 1 + (size_t)m.len, in_chunk = n - start;
+		size_t want = total - cl->nheld;
+		if (!cl->nheld && in_chunk >= total) {
+			/* Whole and in place: the common case. */
+			size_t k = total - (off - start);
+			if (k && (frame_next(&cl->fr, p + off, k, &used, &m) != FRAME_MORE || used != k))
+				die("framer lost a statement message");
+			off = from = start + total;
+			if (!client_statement_msg(cl, b, p + start, total))
+				return;
+			continue;
+		}
+		/* Cut: gather it, held header bytes first. */
+		size_t k = in_chunk < want ? in_chunk : want;
+		if (!bytes_append(&cl->coll, cl->held, cl->nheld, FRAME_MAX_LEN) ||
+		    !bytes_append(&cl->coll, p + start, k, FRAME_MAX_LEN))
+			die("gathered message too large");
+		cl->nheld = 0;
+		size_t rest = k - (off - start);
+		if (rest && (frame_next(&cl->fr, p + off, rest, &used, &m) != FRAME_MORE || used != rest))
+			die("framer lost a statement message");
+		off = from = start + k;
+		cl->coll_left = (uint32_t)(want - k);
+		if (cl->coll_left)
+			return;
+		bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
+		bytes_free(&cl->coll);
+		if (!ok)
+			return;
 	}
-	if (copy)
-		conn_send_copy(&s->c, p, n);
-	else
-		conn_send_buf(&s->c, bid, p, n);
+	size_t end = n;
+	if (tx && cl->fr.have) {
+		/* A header cut here may turn out to need rewriting: hold it back (at most 5 bytes). */
+		size_t h = cl->fr.have;
+		size_t cut = h - cl->nheld;
+		size_t in_chunk = cut < n ? cut : n;
+		memcpy(cl->held + cl->nheld, p + n - in_chunk, in_chunk);
+		cl->nheld = (uint8_t)h;
+		end = n - in_chunk;
+	}
+	if (end > from)
+		client_forward(cl, b, p + from, end - from);
 	if (conn_queued(&s->c) > CONN_HIGH_WATER)
 		conn_recv_pause(&cl->c);
+}
+
+/*
+ * Transaction pooling, no server held: a chunk that is only named Parses and
+ * one Sync (what PQprepare sends) is answered here. The statements are
+ * recorded and prepared on whichever server first needs them, so preparing
+ * never waits for a server; a bad query then fails at its first Bind instead.
+ * Returns false, untouched, for anything else.
+ */
+static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	uint32_t nparse = 0;
+	for (;;) {
+		if (n - off < 5)
+			return false;
+		uint32_t len = be32(p + off + 1);
+		if (len < 4 || len > n - off - 1)
+			return false;
+		if (p[off] == 'S') {
+			if (off + 1 + len != n || !nparse)
+				return false;
+			break;
+		}
+		if (p[off] != 'P' || len < 5 || p[off + 5] == 0)
+			return false;
+		const uint8_t *q = p + off + 5, *end = p + off + 1 + len;
+		if (!client_cstr(&q, end) || !memchr(q, 0, (size_t)(end - q)))
+			return false;
+		nparse++;
+		off += 1 + len;
+	}
+	for (off = 0; p[off] == 'P'; off += 1 + be32(p + off + 1)) {
+		const uint8_t *q = p + off + 5, *end = p + off + 1 + be32(p + off + 1);
+		const char *name = client_cstr(&q, end);
+		struct stmt *st = stmt_get(&cl->pool->stmts, q, (uint32_t)(end - q));
+		stmt_map_set(&cl->stmts, &cl->pool->stmts, name, st);
+	}
+	/* The framer walks the same bytes, so the stream offsets stay true. */
+	for (size_t done = 0; done < n;) {
+		size_t used;
+		struct frame_msg m;
+		if (frame_next(&cl->fr, p + done, n - done, &used, &m) == FRAME_BAD)
+			die("framer refused checked messages");
+		done += used;
+	}
+	uint8_t reply[5 * 64 + 6];
+	struct wbuf w = wbuf_on(reply, sizeof reply);
+	for (uint32_t i = 0; i < nparse; i++) {
+		if (w.len + 5 + 6 > w.cap) {
+			client_send(cl, &w);
+			w = wbuf_on(reply, sizeof reply);
+		}
+		msg_empty(&w, '1');
+	}
+	msg_ready(&w, 'I');
+	client_send(cl, &w);
+	return true;
 }
 
 /* The value the client sees for a reported parameter: what it asked for at startup, if it did. */
@@ -546,6 +805,8 @@ static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_
 			client_close(cl, "client closed the session");
 			return;
 		}
+		if (client_is_tx(cl) && client_local_prepare(cl, p, n))
+			return;
 		client_set_state(cl, CL_WAIT);
 		pool_acquire(cl->pool, &cl->wt);
 		/* With an idle server at hand the link is made at once: relay in place. */
@@ -596,6 +857,9 @@ static void client_on_free(struct conn *c)
 	w->nclients--;
 	auth_state_clear(&cl->auth);
 	bytes_free(&cl->in);
+	bytes_free(&cl->coll);
+	if (cl->pool)
+		stmt_map_free(&cl->stmts, &cl->pool->stmts);
 	free(cl->pkt);
 	free(cl);
 	if (w->stopping && w->nclients == 0)

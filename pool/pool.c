@@ -16,6 +16,8 @@
 #include "pool/server.h"
 #include "proto/sqlstate.h"
 
+#define POOL_NEED_RETRY_MS 200
+
 /*
  * The registry is written under a lock only when a worker first meets a
  * (database, user) pair; readers index it by id without locking, which is
@@ -210,19 +212,24 @@ static uint32_t pool_share(const struct pool *p)
 	return p->cap->size / p->w->rt->nworkers;
 }
 
-/* Opens servers while clients wait and the cap has room; otherwise asks other workers for room. */
-static void pool_grow(struct pool *p)
+/*
+ * Opens servers while clients wait and the cap has room; otherwise asks other
+ * workers for room. told: this worker was told room freed (POOL_FREED), which
+ * breaks the tie when every worker has waiters and none has its share.
+ */
+static void pool_grow(struct pool *p, bool told)
 {
 	while (p->nwaiting > p->nconnecting) {
 		/* Room freed while other workers' clients wait is theirs, once we have our share. */
 		bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > p->nwaiting;
-		if (others_wait && p->nservers >= pool_share(p) && p->nservers > 0)
-			return;
-		if (!pool_reserve(p)) {
+		bool yield = !told && others_wait && p->nservers >= pool_share(p);
+		told = false;
+		if (yield || !pool_reserve(p)) {
 			/* A cap smaller than the worker count has a share of 0: then any worker may ask. */
 			uint32_t want = pool_share(p) ? pool_share(p) : 1;
 			if (!p->need_posted && p->nservers < want) {
 				p->need_posted = true;
+				p->need_at = p->w->now;
 				pool_broadcast(p, OP_POOL_NEED);
 			}
 			return;
@@ -263,7 +270,7 @@ void pool_acquire(struct pool *p, struct pool_waiter *wt)
 	p->wait_tail = wt;
 	p->nwaiting++;
 	atomic_fetch_add_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
-	pool_grow(p);
+	pool_grow(p, false);
 }
 
 void pool_cancel_wait(struct pool *p, struct pool_waiter *wt)
@@ -340,6 +347,8 @@ const struct pool_params *pool_params(const struct pool *p)
 void pool_server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
+	/* A debt is paid with a server that has served: a fresh one serves first, or nobody ever would. */
+	bool served = s->st != SV_LOGIN;
 	if (s->st == SV_LOGIN) {
 		p->nconnecting--;
 		pool_remember_params(p, s);
@@ -353,9 +362,10 @@ void pool_server_ready(struct server *s)
 	const struct cfg *cfg = p->w->rt->cfg;
 	bool stopping = p->w->stopping;
 	bool too_old = cfg->server_lifetime && p->w->now - s->created >= cfg->server_lifetime;
-	if (p->owed || stopping || too_old) {
-		const char *why = p->owed ? "room for another worker" : stopping ? "shutdown" : "server_lifetime";
-		if (p->owed)
+	bool pay = p->owed && (served || !p->wait_head);
+	if (pay || stopping || too_old) {
+		const char *why = pay ? "room for another worker" : stopping ? "shutdown" : "server_lifetime";
+		if (pay)
 			p->owed--;
 		server_close(s, why);
 		return;
@@ -397,11 +407,18 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 		}
 	}
 	if (!p->w->stopping)
-		pool_grow(p);
+		pool_grow(p, false);
 }
 
 void pool_tick(struct worker *w)
 {
+	for (struct pool *p = w->pools; p; p = p->next) {
+		/* A NEED can cross a release on the way: ask again rather than wait for the timeout. */
+		if (p->need_posted && p->nwaiting && w->now - p->need_at >= POOL_NEED_RETRY_MS) {
+			p->need_posted = false;
+			pool_grow(p, false);
+		}
+	}
 	uint64_t limit = w->rt->cfg->query_wait_timeout;
 	if (!limit)
 		return;
@@ -424,7 +441,7 @@ void pool_on_freed(struct worker *w, uint32_t cap_id)
 		return;
 	/* If another worker was quicker to take the room, ask again. */
 	p->need_posted = false;
-	pool_grow(p);
+	pool_grow(p, true);
 }
 
 void pool_on_need(struct worker *w, uint32_t cap_id)
@@ -453,6 +470,7 @@ void pool_destroy_all(struct worker *w)
 	while (w->pools) {
 		struct pool *p = w->pools;
 		w->pools = p->next;
+		stmt_table_free(&p->stmts);
 		free(p->db);
 		free(p->user);
 		free(p);

@@ -10,6 +10,7 @@
 
 #include "lib/auth.h"
 #include "lib/cfg.h"
+#include "pool/stmt.h"
 #include "proto/scram.h"
 
 struct worker;
@@ -73,7 +74,9 @@ struct pool {
 	uint32_t nidle, nlinked, nconnecting, nservers;
 	struct pool_waiter *wait_head, *wait_tail;
 	uint32_t nwaiting;
+	struct stmt_table stmts;          /* named statements of this pool's clients, by content */
 	bool need_posted;                 /* asked other workers for room; cleared when room comes */
+	uint64_t need_at;
 	uint32_t owed;                    /* servers to give up as they free: another worker needs room */
 	char last_error[256];
 	char last_sqlstate[6];

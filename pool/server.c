@@ -310,6 +310,7 @@ static int server_handle_msg(struct server *s, uint8_t type, const uint8_t *body
 			log_debug("%s %s/%s logged in, backend pid %u", s->id, s->pool->db, s->pool->user, s->be_pid);
 			pool_server_ready(s);
 		} else if (s->in_setup) {
+			s->answers++;
 			s->in_setup = false;
 			struct server_link *l = s->link;
 			if (s->setup_failed)
@@ -354,10 +355,141 @@ static void server_gather(struct server *s, const uint8_t *p, size_t n)
 	}
 }
 
-/* Frames the server's stream in place; forwards it when linked. */
+static void server_push_expect(struct server *s, uint8_t type, bool hidden, const uint8_t *hash)
+{
+	if (s->exp_n == s->exp_cap) {
+		uint32_t ncap = s->exp_cap ? s->exp_cap * 2 : 16;
+		struct server_expect *nv = malloc(ncap * sizeof *nv);
+		if (!nv)
+			die("out of memory");
+		for (uint32_t i = 0; i < s->exp_n; i++)
+			nv[i] = s->expect[(s->exp_head + i) % s->exp_cap];
+		free(s->expect);
+		s->expect = nv;
+		s->exp_head = 0;
+		s->exp_cap = ncap;
+	}
+	struct server_expect *e = &s->expect[(s->exp_head + s->exp_n) % s->exp_cap];
+	*e = (struct server_expect){ .type = type, .hidden = hidden, .epoch = s->requests };
+	if (hash) {
+		e->has_hash = true;
+		memcpy(e->hash, hash, STMT_HASH_LEN);
+	}
+	s->exp_n++;
+	s->exp_hidden += hidden;
+}
+
+static struct server_expect server_pop_expect(struct server *s)
+{
+	struct server_expect e = s->expect[s->exp_head];
+	s->exp_head = (s->exp_head + 1) % s->exp_cap;
+	s->exp_n--;
+	s->exp_hidden -= e.hidden;
+	return e;
+}
+
+void server_expect(struct server *s, uint8_t type, const uint8_t *hash)
+{
+	server_push_expect(s, type, false, hash);
+}
+
+/* Sends Parse(name, body) or Close('S', name) of our own. */
+static void server_send_stmt_msg(struct server *s, uint8_t type, const char *name, const uint8_t *body,
+				 uint32_t blen)
+{
+	size_t nlen = strlen(name) + 1;
+	size_t len = 4 + (type == 'C') + nlen + blen;
+	uint8_t *buf = malloc(1 + len), *q = buf;
+	if (!buf)
+		die("out of memory");
+	*q++ = type;
+	*q++ = (uint8_t)(len >> 24);
+	*q++ = (uint8_t)(len >> 16);
+	*q++ = (uint8_t)(len >> 8);
+	*q++ = (uint8_t)len;
+	if (type == 'C')
+		*q++ = 'S';
+	memcpy(q, name, nlen);
+	if (blen)
+		memcpy(q + nlen, body, blen);
+	conn_send_copy(&s->c, buf, 1 + len);
+	free(buf);
+}
+
+/* Keeps at most max_prepared_statements here: the least recently used goes first. */
+static void server_evict(struct server *s)
+{
+	uint32_t max = server_cfg(s)->max_prepared_statements;
+	const struct stmt_set_entry *victim = stmt_set_victim(&s->stmts, max ? max - 1 : 0);
+	if (!victim)
+		return;
+	char name[STMT_NAME_LEN];
+	uint8_t hash[STMT_HASH_LEN];
+	memcpy(hash, victim->hash, STMT_HASH_LEN);
+	stmt_name_of(hash, name);
+	server_send_stmt_msg(s, 'C', name, NULL, 0);
+	server_push_expect(s, '3', true, NULL);
+	stmt_set_mark(&s->stmts, hash, STMT_ABSENT);
+}
+
+static void server_send_parse(struct server *s, const struct stmt *st, bool hidden)
+{
+	server_evict(s);
+	server_send_stmt_msg(s, 'P', st->name, st->body, st->len);
+	server_push_expect(s, '1', hidden, st->hash);
+	stmt_set_mark(&s->stmts, st->hash, STMT_PENDING);
+}
+
+void server_parse(struct server *s, const struct stmt *st)
+{
+	if (stmt_set_state(&s->stmts, st->hash) == STMT_ABSENT) {
+		server_send_parse(s, st, false);
+		return;
+	}
+	/*
+	 * Already here: an empty unnamed Parse makes the server itself answer
+	 * ParseComplete in the right place among the replies.
+	 */
+	static const uint8_t empty[] = { 0, 0, 0 };
+	server_send_stmt_msg(s, 'P', "", empty, sizeof empty);
+	server_push_expect(s, '1', false, NULL);
+}
+
+void server_prepare(struct server *s, const struct stmt *st)
+{
+	if (stmt_set_state(&s->stmts, st->hash) == STMT_ABSENT)
+		server_send_parse(s, st, true);
+}
+
+/* A ParseComplete/CloseComplete arrived: true when it is ours, to be kept from the client. */
+static bool server_take_reply(struct server *s, uint8_t type)
+{
+	if (!s->exp_n)
+		return false;
+	struct server_expect e = server_pop_expect(s);
+	if (e.type != type)
+		log_warn("%s expected '%c' got '%c': statement bookkeeping is off", s->id, e.type, type);
+	if (e.has_hash && type == '1')
+		stmt_set_mark(&s->stmts, e.hash, STMT_READY);
+	return e.hidden;
+}
+
+/* An ErrorResponse: the server skips to the next Sync, so replies due in this epoch never come. */
+static void server_skip_epoch(struct server *s)
+{
+	while (s->exp_n && s->expect[s->exp_head].epoch == s->answers) {
+		struct server_expect e = server_pop_expect(s);
+		if (e.has_hash && stmt_set_state(&s->stmts, e.hash) == STMT_PENDING)
+			stmt_set_mark(&s->stmts, e.hash, STMT_ABSENT);
+	}
+}
+
+/* Frames the server's stream in place; forwards it when linked, minus the replies to our own messages. */
 static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_t n)
 {
-	size_t off = 0;
+	struct server_link *l = s->st == SV_LINKED ? s->link : NULL;
+	uint64_t base = s->fr.pos;
+	size_t off = 0, from = 0;
 	bool reset_failed = false, reset_done = false, ready = false;
 	while (off < n) {
 		size_t used;
@@ -371,20 +503,54 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		}
 		if (rc == FRAME_MORE)
 			break;
-		if (m.type == 'Z') {
+		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
+		switch (m.type) {
+		case 'Z':
 			s->last_z = (char)m.first;
+			s->answers++;
 			if (s->pending)
 				s->pending--;
 			ready = true;
 			if (s->st == SV_RESET && s->pending == 0)
 				reset_done = true;
-		} else if (m.type == 'E' && s->st == SV_RESET) {
-			reset_failed = true;
+			break;
+		case 'E':
+			server_skip_epoch(s);
+			if (s->st == SV_RESET)
+				reset_failed = true;
+			break;
+		case '1':
+		case '3':
+			if (server_take_reply(s, m.type)) {
+				/* Ours: cut it out (with any of its header held from the last chunk). */
+				if (l)
+					conn_send_buf(l->peer, bid, p + from, start - from);
+				from = off;
+				s->nheld = 0;
+				continue;
+			}
+			break;
+		default:
+			break;
+		}
+		if (s->nheld) {
+			if (l)
+				conn_send_copy(l->peer, s->held, s->nheld);
+			s->nheld = 0;
 		}
 	}
-	if (s->st == SV_LINKED && s->link) {
-		struct server_link *l = s->link;
-		conn_send_buf(l->peer, bid, p, n);
+	if (l) {
+		size_t end = n;
+		if (s->exp_hidden && s->fr.have) {
+			/* A cut header may be a reply we must swallow: hold it back (at most 5 bytes). */
+			size_t cut = (size_t)s->fr.have - s->nheld;
+			size_t in_chunk = cut < n ? cut : n;
+			memcpy(s->held + s->nheld, p + n - in_chunk, in_chunk);
+			s->nheld = s->fr.have;
+			end = n - in_chunk;
+		}
+		if (end > from)
+			conn_send_buf(l->peer, bid, p + from, end - from);
 		if (conn_queued(l->peer) > CONN_HIGH_WATER)
 			conn_recv_pause(&s->c);
 		/* Last: the client may hand s to someone else right away. */
@@ -496,6 +662,8 @@ static void server_on_free(struct conn *c)
 	free(s->params);
 	bytes_free(&s->in);
 	free(s->scram);
+	free(s->expect);
+	stmt_set_free(&s->stmts);
 	free(s);
 }
 
@@ -548,7 +716,7 @@ void server_link(struct server *s, struct server_link *link)
 bool server_is_clean(const struct server *s)
 {
 	return s->st == SV_LINKED && !s->in_setup && s->pending == 0 && s->last_z == 'I' &&
-	       !s->unsynced && s->fr.left == 0 && s->fr.have == 0;
+	       !s->unsynced && s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
 }
 
 void server_release(struct server *s)
@@ -573,6 +741,7 @@ static void server_reset(struct server *s, const char *sql)
 	if (buf != stackbuf)
 		free(buf);
 	s->pending = 1;
+	s->requests++;
 }
 
 void server_unlink(struct server *s, bool client_at_boundary)
@@ -611,6 +780,7 @@ void server_note_request(struct server *s, uint8_t type)
 	case 'F':
 	case 'S':
 		s->pending++;
+		s->requests++;
 		s->unsynced = false;
 		break;
 	case 'P':
@@ -638,4 +808,5 @@ void server_setup_query(struct server *s, const char *sql)
 	free(buf);
 	s->in_setup = true;
 	s->setup_failed = false;
+	s->requests++;
 }

@@ -6,6 +6,7 @@
 
 #include "lib/bytes.h"
 #include "lib/conn.h"
+#include "pool/stmt.h"
 #include "proto/frame.h"
 
 struct pool;
@@ -15,6 +16,15 @@ struct scram_client;
 #define SERVER_STATE_ENUM(name) SV_##name,
 enum server_state { SERVER_STATES(SERVER_STATE_ENUM) };
 #undef SERVER_STATE_ENUM
+
+/* A ParseComplete ('1') or CloseComplete ('3') the server owes, in request order. */
+struct server_expect {
+	uint8_t  type;
+	bool     hidden;            /* answers our own Parse/Close: the client never sees it */
+	bool     has_hash;          /* a Parse of this statement: READY once answered */
+	uint8_t  hash[STMT_HASH_LEN];
+	uint32_t epoch;             /* Syncs/Queries sent before it: an error skips its epoch */
+};
 
 struct server_param {
 	char *name;
@@ -55,6 +65,14 @@ struct server {
 	uint64_t created, idle_since, state_since;
 	struct scram_client *scram;
 	char     id[16];
+	/* Transaction pooling with named statements. */
+	struct stmt_set stmts;      /* statements this server has or is preparing */
+	struct server_expect *expect;
+	uint32_t exp_head, exp_n, exp_cap, exp_hidden;
+	uint32_t requests;          /* Query/Sync/FunctionCall sent, ever */
+	uint32_t answers;           /* ReadyForQuery received, ever */
+	uint8_t  held[5];           /* a reply header cut by a chunk's end, while hidden replies are due */
+	uint8_t  nheld;
 };
 
 /* Opens a connection for pool p; the pool hears back through pool_server_*(). */
@@ -70,6 +88,12 @@ void server_unlink(struct server *s, bool client_at_boundary);
 void server_release(struct server *s);
 /* Client -> server bytes, already framed by the client: notes requests. */
 void server_note_request(struct server *s, uint8_t type);
+/* The client's Parse or Close was forwarded: its reply is due in order. hash: for a Parse of a statement. */
+void server_expect(struct server *s, uint8_t type, const uint8_t *hash);
+/* Client Parse of st: prepares it here under its shared name, or answers from what is here. */
+void server_parse(struct server *s, const struct stmt *st);
+/* Before a Bind/Describe of st: prepares it here if it is not (the reply is swallowed). */
+void server_prepare(struct server *s, const struct stmt *st);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */
 void server_setup_query(struct server *s, const char *sql);
 const char *server_param(const struct server *s, const char *name);

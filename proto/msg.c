@@ -144,7 +144,12 @@ void msg_query(struct wbuf *w, const char *sql)
 
 void msg_terminate(struct wbuf *w)
 {
-	(void)msg_begin(w, 'X', 0);
+	msg_empty(w, 'X');
+}
+
+void msg_empty(struct wbuf *w, char type)
+{
+	(void)msg_begin(w, (uint8_t)type, 0);
 }
 
 void msg_startup(struct wbuf *w, const char *const *kv)

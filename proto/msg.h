@@ -39,6 +39,8 @@ void msg_backend_key(struct wbuf *w, uint32_t pid, uint32_t key);
 void msg_ready(struct wbuf *w, char status);
 void msg_query(struct wbuf *w, const char *sql);
 void msg_terminate(struct wbuf *w);
+/* A message with no body: ParseComplete '1', CloseComplete '3', ... */
+void msg_empty(struct wbuf *w, char type);
 /* kv: name, value, name, value, ..., NULL. Protocol 3.0. */
 void msg_startup(struct wbuf *w, const char *const *kv);
 void msg_cancel(struct wbuf *w, uint32_t pid, uint32_t key);

@@ -239,6 +239,20 @@ class Conn:
                 return results
             # I (empty query), N (notice), S (parameter status): nothing to keep
 
+    def send_raw(self, *messages):
+        """Sends (kind, payload) messages in one write: a pipeline."""
+        self.sock.sendall(b"".join(_msg(kind, payload) for kind, payload in messages))
+
+    def read_until_ready(self):
+        """The (kind, payload) messages up to and including the next ReadyForQuery."""
+        out = []
+        while True:
+            kind, payload = self._recv_message()
+            out.append((kind, payload))
+            if kind == "Z":
+                self.status = payload[:1].decode()
+                return out
+
     def close(self):
         try:
             self.sock.sendall(_msg(b"X", b""))
@@ -329,3 +343,44 @@ def login_error(host, port, user, database, password=None, timeout=10):
     finally:
         conn.close()
     return None
+
+
+# Extended-protocol messages for send_raw: text parameters, text results.
+def parse(name, sql):
+    return b"P", name.encode() + b"\0" + sql.encode() + b"\0" + struct.pack("!H", 0)
+
+
+def bind(portal, statement, params=()):
+    body = portal.encode() + b"\0" + statement.encode() + b"\0" + struct.pack("!HH", 0, len(params))
+    for v in params:
+        b = str(v).encode()
+        body += struct.pack("!i", len(b)) + b
+    return b"B", body + struct.pack("!H", 0)
+
+
+def describe(kind, name):
+    return b"D", kind.encode() + name.encode() + b"\0"
+
+
+def execute(portal="", max_rows=0):
+    return b"E", portal.encode() + b"\0" + struct.pack("!i", max_rows)
+
+
+def close_stmt(name):
+    return b"C", b"S" + name.encode() + b"\0"
+
+
+def sync():
+    return b"S", b""
+
+
+def data_values(payload):
+    """The text values of a DataRow."""
+    (n,) = struct.unpack("!H", payload[:2])
+    i, out = 2, []
+    for _ in range(n):
+        (ln,) = struct.unpack("!i", payload[i:i + 4])
+        i += 4
+        out.append(None if ln < 0 else payload[i:i + ln].decode())
+        i += max(ln, 0)
+    return out

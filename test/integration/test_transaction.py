@@ -10,6 +10,8 @@ import uuid
 import psycopg
 import pytest
 
+import pgwire
+from pgwire import bind, close_stmt, data_values, describe, execute, parse, sync
 from test_pool import _read_until
 
 pytestmark = pytest.mark.proxy_only
@@ -26,7 +28,7 @@ def _pgbench(p, *args, timeout=120):
 
 
 @pytest.mark.deadline(300)
-@pytest.mark.parametrize("protocol", ["simple", "extended"])
+@pytest.mark.parametrize("protocol", ["simple", "extended", "prepared"])
 @pytest.mark.parametrize("script", ["tpcb-like", "simple-update", "select-only"])
 def test_pgbench_16_clients_on_4_servers(proxy, pg, script, protocol):
     p = proxy(databases={"appdb": {**TX, "pool_size": 4}})
@@ -52,8 +54,6 @@ def test_clients_share_one_server(proxy, pg):
     # One worker: a pool's servers are per worker, so only then is it one backend.
     p = proxy(workers=1, query_wait_timeout="10s", databases={"appdb": {**TX, "pool_size": 1}})
     with p.connect() as a, p.connect() as b:
-        # psycopg prepares statements it sees often; named statements are not mapped yet.
-        a.prepare_threshold = b.prepare_threshold = None
         pid_a = a.execute("select pg_backend_pid()").fetchone()[0]
         pid_b = b.execute("select pg_backend_pid()").fetchone()[0]
         assert pid_a == pid_b, "two clients of a one-server pool saw different backends"
@@ -138,3 +138,95 @@ def test_cancel_reaches_the_current_server(proxy):
         assert time.monotonic() - t0 < 3
         timer.join(5)
         assert c.execute("select 'usable'").fetchone() == ("usable",)
+
+
+def _kinds(messages):
+    return [k for k, _ in messages]
+
+
+@pytest.mark.deadline(120)
+def test_named_statement_follows_the_client_across_servers(proxy):
+    # One worker, three servers, 50 clients churning the pool: the statement's
+    # client lands on different servers, and its statement is there every time.
+    p = proxy(workers=1, databases={"appdb": {**TX, "pool_size": 3}})
+    w = p.wire()
+    try:
+        w.send_raw(parse("double", "select $1::int * 2"), parse("whoami", "select pg_backend_pid()"), sync())
+        assert _kinds(w.read_until_ready()) == ["1", "1", "Z"]
+        stop = threading.Event()
+        errors = []
+
+        def churn():
+            try:
+                with p.connect() as c:  # psycopg prepares its own statements after a few runs
+                    while not stop.is_set():
+                        assert c.execute("select %s::int + 1", (41,)).fetchone() == (42,)
+            except Exception as e:  # reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=churn) for _ in range(50)]
+        for t in threads:
+            t.start()
+        backends = set()
+        try:
+            for i in range(300):
+                w.send_raw(bind("", "double", [i]), execute(), bind("", "whoami"), execute(), sync())
+                msgs = w.read_until_ready()
+                rows = [data_values(v) for k, v in msgs if k == "D"]
+                assert _kinds(msgs) == ["2", "D", "C", "2", "D", "C", "Z"], msgs
+                assert rows[0] == [str(2 * i)]
+                backends.add(rows[1][0])
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(30)
+        assert not errors, errors[:3]
+        assert len(backends) >= 2, "the client never changed servers; the test proves nothing"
+        # Describe and Close of the named statement after all those switches.
+        w.send_raw(describe("S", "double"), sync())
+        msgs = w.read_until_ready()
+        assert _kinds(msgs) == ["t", "T", "Z"], msgs
+        w.send_raw(close_stmt("double"), sync())
+        assert _kinds(w.read_until_ready()) == ["3", "Z"]
+        # Closed means gone for this client, as in PostgreSQL (26000).
+        w.send_raw(bind("", "double", [1]), execute(), sync())
+        msgs = w.read_until_ready()
+        errs = [pgwire.WireError(pgwire.error_fields(v)) for k, v in msgs if k == "E"]
+        assert errs and errs[0].sqlstate == "26000", msgs
+    finally:
+        w.close()
+
+
+@pytest.mark.deadline(120)
+def test_pipelines_through_one_server(proxy):
+    # 20 clients, one server: 100 Parse/Bind/Execute under one Sync, then 10 Syncs in flight.
+    p = proxy(databases={"appdb": {**TX, "pool_size": 1}})
+    errors = []
+
+    def client(n):
+        try:
+            w = p.wire()
+            try:
+                pipeline = []
+                for i in range(100):
+                    pipeline += [parse(f"s{i}", f"select {i} + {n}"), bind("", f"s{i}"), execute()]
+                w.send_raw(*pipeline, sync())
+                msgs = w.read_until_ready()
+                assert _kinds(msgs).count("1") == 100 and _kinds(msgs).count("2") == 100
+                rows = [data_values(v)[0] for k, v in msgs if k == "D"]
+                assert rows == [str(i + n) for i in range(100)]
+                w.send_raw(*[m for i in range(10) for m in (bind("", f"s{i}"), execute(), sync())])
+                for i in range(10):
+                    msgs = w.read_until_ready()
+                    assert [data_values(v)[0] for k, v in msgs if k == "D"] == [str(i + n)]
+            finally:
+                w.close()
+        except Exception as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(90)
+    assert not errors, errors[:3]
