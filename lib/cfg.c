@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
@@ -546,6 +547,56 @@ static void p_admin_users(struct ctx *x, const struct key *k, const yaml_node_t 
 	}
 }
 
+static const char *const default_track_parameters[] = {
+	"client_encoding", "DateStyle", "IntervalStyle", "TimeZone",
+	"standard_conforming_strings", "application_name", "search_path",
+};
+
+static void track_parameters_free(struct cfg *c)
+{
+	for (size_t i = 0; i < c->ntrack_parameters; i++)
+		free(c->track_parameters[i]);
+	free(c->track_parameters);
+	c->track_parameters = NULL;
+	c->ntrack_parameters = 0;
+}
+
+static bool is_parameter_name(const char *s)
+{
+	if (!*s || (!isalpha((unsigned char)*s) && *s != '_'))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static void p_track_parameters(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
+{
+	struct cfg *c = field;
+	size_t n = list_len(v);
+
+	if (v->type == YAML_MAPPING_NODE) {
+		bad(x, k, v, NULL);
+		return;
+	}
+	track_parameters_free(c);
+	c->track_parameters = xcalloc(n ? n : 1, sizeof(*c->track_parameters));
+	for (size_t i = 0; i < n; i++) {
+		const yaml_node_t *item = list_item(x, v, i);
+		char *name = NULL;
+
+		p_str(x, k, item, &name);
+		if (name && !is_parameter_name(name)) {
+			bad(x, k, item, "a parameter name such as TimeZone");
+			free(name);
+			name = NULL;
+		}
+		if (name)
+			c->track_parameters[c->ntrack_parameters++] = name;
+	}
+}
+
 #define SECTION(keys) { keys, sizeof(keys) / sizeof(keys[0]) }
 
 static const struct key user_keys[] = {
@@ -693,6 +744,8 @@ static const struct key top_keys[] = {
 	  .expect = "a string (\"\" disables it)" },
 	{ .name = "max_prepared_statements", .parse = p_count,
 	  .off = offsetof(struct cfg, max_prepared_statements), .expect = "a positive integer" },
+	{ .name = "track_parameters", .parse = p_track_parameters,
+	  .expect = "a list of parameter names such as [TimeZone, search_path]" },
 };
 static const struct section top_section = SECTION(top_keys);
 _Static_assert(sizeof(top_keys) / sizeof(top_keys[0]) <= 64, "parse_map tracks seen keys in 64 bits");
@@ -714,6 +767,10 @@ static struct cfg *cfg_new(const char *path)
 	c->shutdown_timeout = 30000;
 	c->server_reset_query = xstrdup("DISCARD ALL");
 	c->max_prepared_statements = 200;
+	size_t ntrack = sizeof default_track_parameters / sizeof default_track_parameters[0];
+	c->track_parameters = xcalloc(ntrack, sizeof(*c->track_parameters));
+	for (size_t i = 0; i < ntrack; i++)
+		c->track_parameters[c->ntrack_parameters++] = xstrdup(default_track_parameters[i]);
 	return c;
 }
 
@@ -871,6 +928,7 @@ void cfg_free(struct cfg *c)
 	for (size_t i = 0; i < c->nadmin_users; i++)
 		free(c->admin_users[i]);
 	free(c->admin_users);
+	track_parameters_free(c);
 	for (size_t i = 0; i < c->nusers; i++) {
 		free(c->users[i].name);
 		free(c->users[i].password);
@@ -922,6 +980,14 @@ bool cfg_is_admin(const struct cfg *c, const char *user)
 {
 	for (size_t i = 0; i < c->nadmin_users; i++)
 		if (!strcmp(c->admin_users[i], user))
+			return true;
+	return false;
+}
+
+bool cfg_is_tracked(const struct cfg *c, const char *name)
+{
+	for (size_t i = 0; i < c->ntrack_parameters; i++)
+		if (!strcasecmp(c->track_parameters[i], name))
 			return true;
 	return false;
 }

@@ -56,6 +56,8 @@ struct cfg {
 	uint64_t shutdown_timeout;        /* default 30s */
 	char    *server_reset_query;      /* default "DISCARD ALL"; "" disables */
 	uint32_t max_prepared_statements; /* per server, transaction pooling; default 200 */
+	char   **track_parameters;        /* kept per client across servers (transaction pooling) */
+	size_t   ntrack_parameters;
 };
 
 /* One problem found while loading: "file:line:col: message". */
@@ -80,6 +82,8 @@ const struct cfg_db *cfg_find_db(const struct cfg *c, const char *name);
 /* The user entry, or NULL. */
 const struct cfg_user *cfg_find_user(const struct cfg *c, const char *name);
 bool cfg_is_admin(const struct cfg *c, const char *user);
+/* Whether a parameter is tracked per client (case-insensitive, as PostgreSQL names are). */
+bool cfg_is_tracked(const struct cfg *c, const char *name);
 
 /* "30s", "500ms", "5m", "1h", "2d", or a bare number of seconds. 0 or -EINVAL. */
 int cfg_parse_duration(const char *s, uint64_t *ms) __attribute__((warn_unused_result));

@@ -58,6 +58,9 @@ struct client {
 	uint32_t coll_left;
 	uint8_t held[5];              /* a message header cut by a chunk's end, not forwarded yet */
 	uint8_t nheld;
+	struct server_param *set;     /* tracked parameters the client SET (as the server reported them) */
+	uint32_t nset;
+	uint64_t setup_mask;          /* tracked parameters (by index) the running setup query sets */
 	struct bytes in;              /* gathered bytes before the relay starts */
 	uint8_t *pkt;                 /* the startup packet: user, db and parameters point into it */
 	uint32_t pktlen;
@@ -277,6 +280,41 @@ bad:
 	return false;
 }
 
+/* A simple Query whose first word is LISTEN (after blanks and -- comments). */
+static bool client_is_listen(const uint8_t *sql, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		while (i < n && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+			i++;
+		if (i + 1 < n && sql[i] == '-' && sql[i + 1] == '-') {
+			while (i < n && sql[i] != '\n')
+				i++;
+			continue;
+		}
+		break;
+	}
+	return n - i > 6 && strncasecmp((const char *)sql + i, "listen", 6) == 0 &&
+	       (sql[i + 6] == ' ' || sql[i + 6] == '\t' || sql[i + 6] == '\n' || sql[i + 6] == '\r');
+}
+
+/*
+ * LISTEN cannot work when the server changes after each transaction. The
+ * query is swapped for one that fails on the server with 0A000, so the error
+ * comes back in its place among the replies, whatever the client has in flight.
+ */
+static void client_refuse_listen(struct client *cl)
+{
+	static const char sql[] =
+		"DO $rb$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', "
+		"MESSAGE = 'LISTEN is not supported with transaction pooling (ringbouncer)', "
+		"HINT = 'Use a database with pool_mode: session for LISTEN/NOTIFY.'; END $rb$";
+	uint8_t buf[sizeof sql + 8];
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	msg_query(&w, sql);
+	conn_send_copy(&cl->srv->c, w.p, w.len);
+}
+
 static bool client_is_statement_msg(uint8_t type)
 {
 	return type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -334,6 +372,17 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 			cl->nheld = 0;
 			client_close(cl, "client closed the session");
 			return;
+		}
+		if (tx && m.type == 'Q' && !cl->nheld && m.len > 4 && n - start >= 1 + (size_t)m.len &&
+		    client_is_listen(p + start + 5, m.len - 4)) {
+			client_forward(cl, b, p + from, start - from);
+			size_t total = 1 + (size_t)m.len, k = total - (off - start);
+			if (k && (frame_next(&cl->fr, p + off, k, &used, &m) != FRAME_MORE || used != k))
+				die("framer lost a query");
+			off = from = start + total;
+			server_note_request(s, 'Q');
+			client_refuse_listen(cl);
+			continue;
 		}
 		if (!tx || !client_is_statement_msg(m.type)) {
 			if (cl->nheld) {
@@ -498,10 +547,75 @@ static void client_linked(struct client *cl)
 }
 
 /* Startup parameters the server must be told with SET, so the session looks as asked. */
+/* Appends "SET name = 'value';" to sql, quoting value. False when it does not fit. */
+static bool client_append_set(char *sql, size_t cap, size_t *len, const char *name, const char *value)
+{
+	int n = snprintf(sql + *len, cap - *len, "SET %s = '", name);
+	if (n < 0 || (size_t)n >= cap - *len)
+		return false;
+	*len += (size_t)n;
+	for (const char *q = value; *q; q++) {
+		if (*len + 3 >= cap)
+			return false;
+		if (*q == '\'')
+			sql[(*len)++] = '\'';
+		sql[(*len)++] = *q;
+	}
+	n = snprintf(sql + *len, cap - *len, "';");
+	if (n < 0 || (size_t)n >= cap - *len)
+		return false;
+	*len += (size_t)n;
+	return true;
+}
+
+static const char *client_startup_value(const struct client *cl, const char *want)
+{
+	const char *name, *value;
+	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);)
+		if (strcasecmp(name, want) == 0)
+			return value;
+	return NULL;
+}
+
+/* What a tracked parameter should be for this client: its SET, its startup value, or the pool's default. */
+static const char *client_wanted(const struct client *cl, const char *name)
+{
+	for (uint32_t i = 0; i < cl->nset; i++)
+		if (strcasecmp(cl->set[i].name, name) == 0)
+			return cl->set[i].value;
+	const char *v = client_startup_value(cl, name);
+	if (v)
+		return v;
+	const struct pool_params *pp = pool_params(cl->pool);
+	for (uint32_t i = 0; pp && i < pp->n; i++)
+		if (strcasecmp(pp->v[i].name, name) == 0)
+			return pp->v[i].value;
+	return NULL;
+}
+
+/*
+ * The SETs that make the linked server look as this client expects. Session
+ * pooling: every startup parameter, once. Transaction pooling: the tracked
+ * parameters, each time the client lands on a server that differs.
+ */
 static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const char **bad)
 {
 	size_t len = 0;
 	sql[0] = 0;
+	cl->setup_mask = 0;
+	if (client_is_tx(cl)) {
+		const struct cfg *cfg = client_cfg(cl);
+		for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
+			const char *name = cfg->track_parameters[i];
+			const char *want = client_wanted(cl, name), *have = server_param(cl->srv, name);
+			if (!want || (have && strcmp(have, want) == 0))
+				continue;
+			if (!client_append_set(sql, cap, &len, name, want))
+				goto toolong;
+			cl->setup_mask |= 1ull << i;
+		}
+		return true;
+	}
 	const char *name, *value;
 	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);) {
 		if (!strcmp(name, "user") || !strcmp(name, "database") || !strcmp(name, "options") ||
@@ -516,26 +630,38 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 				return false;
 			}
 		}
-		int n = snprintf(sql + len, cap - len, "SET %s = '", name);
-		if (n < 0 || (size_t)n >= cap - len)
+		if (!client_append_set(sql, cap, &len, name, value))
 			goto toolong;
-		len += (size_t)n;
-		for (const char *q = value; *q; q++) {
-			if (len + 3 >= cap)
-				goto toolong;
-			if (*q == '\'')
-				sql[len++] = '\'';
-			sql[len++] = *q;
-		}
-		n = snprintf(sql + len, cap - len, "';");
-		if (n < 0 || (size_t)n >= cap - len)
-			goto toolong;
-		len += (size_t)n;
 	}
 	return true;
 toolong:
 	*bad = "startup parameters too long";
 	return false;
+}
+
+/* The server reported a tracked parameter's new value: the client keeps it across servers. */
+static void client_on_param(struct server_link *l, const char *name, const char *value)
+{
+	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	if (!client_is_tx(cl) || !cfg_is_tracked(client_cfg(cl), name))
+		return;
+	char *v = strdup(value);
+	if (!v)
+		die("out of memory");
+	for (uint32_t i = 0; i < cl->nset; i++) {
+		if (strcasecmp(cl->set[i].name, name) == 0) {
+			free(cl->set[i].value);
+			cl->set[i].value = v;
+			return;
+		}
+	}
+	struct server_param *ns = realloc(cl->set, (cl->nset + 1) * sizeof *ns);
+	if (!ns || !(ns[cl->nset].name = strdup(name)))
+		die("out of memory");
+	cl->set = ns;
+	ns[cl->nset].value = v;
+	ns[cl->nset].noted = false;
+	cl->nset++;
 }
 
 static void client_on_server(struct pool_waiter *wt, struct server *s)
@@ -565,6 +691,13 @@ static void client_on_setup_done(struct server_link *l, const char *sqlstate, co
 	if (sqlstate) {
 		client_fatal(cl, sqlstate, message);
 		return;
+	}
+	/* What PostgreSQL does not report (search_path), the server remembers we set. */
+	const struct cfg *cfg = client_cfg(cl);
+	for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
+		const char *name = cfg->track_parameters[i];
+		if ((cl->setup_mask >> i & 1) && !server_param_reported(cl->srv, name))
+			server_note_param(cl->srv, name, client_wanted(cl, name));
 	}
 	client_linked(cl);
 }
@@ -860,6 +993,11 @@ static void client_on_free(struct conn *c)
 	bytes_free(&cl->coll);
 	if (cl->pool)
 		stmt_map_free(&cl->stmts, &cl->pool->stmts);
+	for (uint32_t i = 0; i < cl->nset; i++) {
+		free(cl->set[i].name);
+		free(cl->set[i].value);
+	}
+	free(cl->set);
 	free(cl->pkt);
 	free(cl);
 	if (w->stopping && w->nclients == 0)
@@ -930,6 +1068,7 @@ void client_accept(struct worker *w, int fd)
 	cl->link.lost = client_on_server_lost;
 	cl->link.setup_done = client_on_setup_done;
 	cl->link.txn_done = client_on_txn_done;
+	cl->link.param = client_on_param;
 	if (getrandom(&cl->key, sizeof cl->key, 0) != sizeof cl->key)
 		die("getrandom failed");
 	snprintf(cl->id, sizeof cl->id, "c%u.%u", cl->c.slot, cl->c.gen);

@@ -65,7 +65,7 @@ const char *server_param(const struct server *s, const char *name)
 	return NULL;
 }
 
-static void server_set_param(struct server *s, const char *name, const char *value)
+static void server_set_param_as(struct server *s, const char *name, const char *value, bool noted)
 {
 	for (uint32_t i = 0; i < s->nparams; i++) {
 		if (strcmp(s->params[i].name, name) == 0) {
@@ -74,6 +74,7 @@ static void server_set_param(struct server *s, const char *name, const char *val
 				die("out of memory");
 			free(s->params[i].value);
 			s->params[i].value = v;
+			s->params[i].noted = noted;
 			return;
 		}
 	}
@@ -83,6 +84,7 @@ static void server_set_param(struct server *s, const char *name, const char *val
 	s->params = np;
 	np[s->nparams].name = strdup(name);
 	np[s->nparams].value = strdup(value);
+	np[s->nparams].noted = noted;
 	if (!np[s->nparams].name || !np[s->nparams].value)
 		die("out of memory");
 	s->nparams++;
@@ -97,6 +99,35 @@ static void server_drop_link(struct server *s, const char *why)
 	s->link = NULL;
 	bool boundary = s->in_setup || (s->fr.left == 0 && s->fr.have == 0);
 	l->lost(l, why, boundary);
+}
+
+static void server_set_param(struct server *s, const char *name, const char *value)
+{
+	server_set_param_as(s, name, value, false);
+}
+
+void server_note_param(struct server *s, const char *name, const char *value)
+{
+	server_set_param_as(s, name, value, true);
+}
+
+bool server_param_reported(const struct server *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nparams; i++)
+		if (strcasecmp(s->params[i].name, name) == 0)
+			return !s->params[i].noted;
+	return false;
+}
+
+/* A whole ParameterStatus body: the server's table, and the linked client if any. */
+static void server_param_msg(struct server *s, const uint8_t *body, size_t n)
+{
+	const char *name, *value;
+	if (msg_parse_param_status(body, n, &name, &value) < 0)
+		return;
+	server_set_param(s, name, value);
+	if (s->link && s->link->param && (s->st == SV_LINKED))
+		s->link->param(s->link, name, value);
 }
 
 /* Failure before the server ever became ready: the pool tells its waiters. */
@@ -277,12 +308,9 @@ static int server_handle_msg(struct server *s, uint8_t type, const uint8_t *body
 		if (s->st != SV_LOGIN)
 			break;
 		return server_auth(s, body, n);
-	case 'S': {
-		const char *name, *value;
-		if (msg_parse_param_status(body, n, &name, &value) == 0)
-			server_set_param(s, name, value);
+	case 'S':
+		server_param_msg(s, body, n);
 		return 0;
-	}
 	case 'K':
 		if (msg_parse_backend_key(body, n, &s->be_pid, &s->be_key) < 0) {
 			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "malformed BackendKeyData from server");
@@ -491,6 +519,17 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 	uint64_t base = s->fr.pos;
 	size_t off = 0, from = 0;
 	bool reset_failed = false, reset_done = false, ready = false;
+	if (s->pcap_left) {
+		/* The rest of a ParameterStatus; the framer skips the same bytes below. */
+		size_t k = n < s->pcap_left ? n : s->pcap_left;
+		if (!bytes_append(&s->pcap, p, k, SERVER_IN_MAX))
+			die("ParameterStatus too large");
+		s->pcap_left -= (uint32_t)k;
+		if (!s->pcap_left) {
+			server_param_msg(s, s->pcap.p, s->pcap.len);
+			s->pcap.len = 0;
+		}
+	}
 	while (off < n) {
 		size_t used;
 		struct frame_msg m;
@@ -518,6 +557,19 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			server_skip_epoch(s);
 			if (s->st == SV_RESET)
 				reset_failed = true;
+			break;
+		case 'S':
+			/* ParameterStatus: its body starts at its first byte, the one just framed. */
+			if (m.len > 4 && m.len - 4 <= SERVER_IN_MAX) {
+				size_t body = off - 1, blen = m.len - 4;
+				if (n - body >= blen) {
+					server_param_msg(s, p + body, blen);
+				} else {
+					if (!bytes_append(&s->pcap, p + body, n - body, SERVER_IN_MAX))
+						die("ParameterStatus too large");
+					s->pcap_left = (uint32_t)(blen - (n - body));
+				}
+			}
 			break;
 		case '1':
 		case '3':
@@ -661,6 +713,7 @@ static void server_on_free(struct conn *c)
 	}
 	free(s->params);
 	bytes_free(&s->in);
+	bytes_free(&s->pcap);
 	free(s->scram);
 	free(s->expect);
 	stmt_set_free(&s->stmts);

@@ -29,6 +29,7 @@ struct server_expect {
 struct server_param {
 	char *name;
 	char *value;
+	bool  noted;                /* set by us, not reported by the server */
 };
 
 /* What a linked client is told by its server. */
@@ -39,6 +40,8 @@ struct server_link {
 	void (*lost)(struct server_link *l, const char *why, bool at_boundary);
 	/* A setup query (SET of startup parameters) finished: ok, or the error fields. */
 	void (*setup_done)(struct server_link *l, const char *sqlstate, const char *message);
+	/* The server reported a parameter value while linked (a SET, ours or the client's). */
+	void (*param)(struct server_link *l, const char *name, const char *value);
 	/* ReadyForQuery 'I' with nothing pending: the client may let the server go
 	 * (transaction pooling). The last thing the server does in its handler. */
 	void (*txn_done)(struct server_link *l);
@@ -73,6 +76,8 @@ struct server {
 	uint32_t answers;           /* ReadyForQuery received, ever */
 	uint8_t  held[5];           /* a reply header cut by a chunk's end, while hidden replies are due */
 	uint8_t  nheld;
+	struct bytes pcap;          /* a ParameterStatus cut by a chunk's end */
+	uint32_t pcap_left;
 };
 
 /* Opens a connection for pool p; the pool hears back through pool_server_*(). */
@@ -97,6 +102,10 @@ void server_prepare(struct server *s, const struct stmt *st);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */
 void server_setup_query(struct server *s, const char *sql);
 const char *server_param(const struct server *s, const char *name);
+/* Records a value we set on s for a parameter PostgreSQL does not report. */
+void server_note_param(struct server *s, const char *name, const char *value);
+/* Whether the server itself reports name (ParameterStatus), as opposed to us noting it. */
+bool server_param_reported(const struct server *s, const char *name);
 void server_close(struct server *s, const char *why);
 bool server_is_clean(const struct server *s);
 const char *server_state_name(enum server_state st);

@@ -230,3 +230,37 @@ def test_pipelines_through_one_server(proxy):
     for t in threads:
         t.join(90)
     assert not errors, errors[:3]
+
+
+def test_set_timezone_follows_each_client(proxy):
+    # One worker, one server: two clients with their own TimeZone take turns on it.
+    p = proxy(workers=1, databases={"appdb": {**TX, "pool_size": 1}})
+    with p.connect() as a, p.connect() as b, p.connect() as plain:
+        a.execute("set TimeZone = 'Asia/Tokyo'")
+        b.execute("set timezone to 'America/New_York'")
+        for _ in range(5):
+            assert a.execute("show TimeZone").fetchone() == ("Asia/Tokyo",)
+            assert b.execute("show TimeZone").fetchone() == ("America/New_York",)
+            # A client that never set it sees the server's default, not another's SET.
+            assert plain.execute("show TimeZone").fetchone()[0] not in ("Asia/Tokyo", "America/New_York")
+            assert a.execute("select pg_backend_pid()").fetchone() == b.execute("select pg_backend_pid()").fetchone()
+        # Inside a transaction a SET that is rolled back does not stick.
+        a.execute("begin")
+        a.execute("set TimeZone = 'UTC'")
+        a.execute("rollback")
+        assert b.execute("show TimeZone").fetchone() == ("America/New_York",)
+        assert a.execute("show TimeZone").fetchone() == ("Asia/Tokyo",)
+        # The client's view of the parameter is its own.
+        assert a.info.parameter_status("TimeZone") == "Asia/Tokyo"
+
+
+def test_listen_is_refused(proxy):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 2}})
+    with p.connect() as c:
+        with pytest.raises(psycopg.errors.FeatureNotSupported) as e:
+            c.execute("LISTEN some_channel")
+        assert e.value.sqlstate == "0A000"
+        assert "LISTEN" in str(e.value)
+        # The session goes on.
+        assert c.execute("select 'still here'").fetchone() == ("still here",)
+        c.execute("notify some_channel")  # NOTIFY works: it needs no session

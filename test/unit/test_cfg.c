@@ -180,7 +180,7 @@ static void test_example(void)
 		CHECK_STR(db->dbname, "appdb");
 		CHECK_STR(db->user, "app");
 		CHECK(db->password == NULL);
-		CHECK(db->pool_mode == CFG_POOL_SESSION && db->pool_size == 20);
+		CHECK(db->pool_mode == CFG_POOL_TRANSACTION && db->pool_size == 20);
 	}
 	db = cfg_find_db(c, "otherdb");
 	CHECK(db && !strcmp(db->name, "*"));
@@ -460,6 +460,33 @@ static void test_errors(void)
 	expect_error("second YAML document", DB "---\nworkers: 2\n", 3, 1, "only one YAML document is allowed");
 }
 
+static void test_track_parameters(void)
+{
+	struct cfg *c;
+
+	begin("track_parameters: the documented default list, and a list of one's own");
+	c = load_ok(DB);
+	if (c) {
+		CHECK(c->ntrack_parameters == 7);
+		CHECK(cfg_is_tracked(c, "TimeZone") && cfg_is_tracked(c, "timezone"));
+		CHECK(cfg_is_tracked(c, "search_path") && !cfg_is_tracked(c, "work_mem"));
+		CHECK(c->max_prepared_statements == 200);
+		cfg_free(c);
+	}
+	c = load_ok("track_parameters: [work_mem, TimeZone]\nmax_prepared_statements: 5\n" DB);
+	if (c) {
+		CHECK(c->ntrack_parameters == 2 && cfg_is_tracked(c, "work_mem"));
+		CHECK(!cfg_is_tracked(c, "application_name"));
+		CHECK(c->max_prepared_statements == 5);
+		cfg_free(c);
+	}
+	end();
+	expect_error("a tracked parameter that is no name", "track_parameters: [TimeZone, \"x; drop\"]\n" DB, 1, 30,
+		     "track_parameters");
+	expect_error("max_prepared_statements must be positive", "max_prepared_statements: 0\n" DB, 1, 26,
+		     "max_prepared_statements");
+}
+
 static void test_many_errors(void)
 {
 	static const struct want w[] = {
@@ -660,6 +687,7 @@ int main(void)
 	test_values();
 	test_env();
 	test_errors();
+	test_track_parameters();
 	test_many_errors();
 	test_files();
 	test_parsers();
