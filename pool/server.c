@@ -331,14 +331,14 @@ static int server_handle_msg(struct server *s, uint8_t type, const uint8_t *body
 		return 0;
 	}
 	case 'Z':
-		s->last_z = n ? (char)body[0] : 'I';
+		s->txn.status = n ? (char)body[0] : 'I';
 		free(s->scram);
 		s->scram = NULL;
 		if (s->st == SV_LOGIN) {
 			log_debug("%s %s/%s logged in, backend pid %u", s->id, s->pool->db, s->pool->user, s->be_pid);
 			pool_server_ready(s);
 		} else if (s->in_setup) {
-			s->answers++;
+			txn_ready(&s->txn, s->txn.status);
 			s->in_setup = false;
 			struct server_link *l = s->link;
 			if (s->setup_failed)
@@ -398,7 +398,7 @@ static void server_push_expect(struct server *s, uint8_t type, bool hidden, cons
 		s->exp_cap = ncap;
 	}
 	struct server_expect *e = &s->expect[(s->exp_head + s->exp_n) % s->exp_cap];
-	*e = (struct server_expect){ .type = type, .hidden = hidden, .epoch = s->requests };
+	*e = (struct server_expect){ .type = type, .hidden = hidden, .epoch = s->txn.requests };
 	if (hash) {
 		e->has_hash = true;
 		memcpy(e->hash, hash, STMT_HASH_LEN);
@@ -505,7 +505,7 @@ static bool server_take_reply(struct server *s, uint8_t type)
 /* An ErrorResponse: the server skips to the next Sync, so replies due in this epoch never come. */
 static void server_skip_epoch(struct server *s)
 {
-	while (s->exp_n && s->expect[s->exp_head].epoch == s->answers) {
+	while (s->exp_n && s->expect[s->exp_head].epoch == s->txn.answers) {
 		struct server_expect e = server_pop_expect(s);
 		if (e.has_hash && stmt_set_state(&s->stmts, e.hash) == STMT_PENDING)
 			stmt_set_mark(&s->stmts, e.hash, STMT_ABSENT);
@@ -545,12 +545,9 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
 		switch (m.type) {
 		case 'Z':
-			s->last_z = (char)m.first;
-			s->answers++;
-			if (s->pending)
-				s->pending--;
+			txn_ready(&s->txn, (char)m.first);
 			ready = true;
-			if (s->st == SV_RESET && s->pending == 0)
+			if (s->st == SV_RESET && s->txn.pending == 0)
 				reset_done = true;
 			break;
 		case 'E':
@@ -614,7 +611,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		if (reset_failed) {
 			server_close(s, "reset query failed");
 		} else if (reset_done) {
-			if (s->last_z == 'I')
+			if (s->txn.status == 'I')
 				pool_server_ready(s);
 			else
 				server_close(s, "reset left a transaction open");
@@ -750,7 +747,7 @@ int server_connect(struct pool *p)
 	s->pool = p;
 	s->st = SV_CONNECTING;
 	s->created = s->state_since = p->w->now;
-	s->last_z = 'I';
+	txn_init(&s->txn);
 	snprintf(s->id, sizeof s->id, "s%u.%u", s->c.slot, s->c.gen);
 	p->w->nservers++;
 	conn_connect(&s->c, &p->addr, p->addrlen);
@@ -760,16 +757,16 @@ int server_connect(struct pool *p)
 void server_link(struct server *s, struct server_link *link)
 {
 	s->link = link;
-	s->pending = 0;
-	s->unsynced = false;
+	s->txn.pending = 0;
+	s->txn.unsynced = false;
 	server_set_state(s, SV_LINKED);
 	conn_recv_start(&s->c);
 }
 
 bool server_is_clean(const struct server *s)
 {
-	return s->st == SV_LINKED && !s->in_setup && s->pending == 0 && s->last_z == 'I' &&
-	       !s->unsynced && s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
+	return s->st == SV_LINKED && !s->in_setup && txn_idle(&s->txn) &&
+	       s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
 }
 
 void server_release(struct server *s)
@@ -793,15 +790,14 @@ static void server_reset(struct server *s, const char *sql)
 	server_send(s, &w);
 	if (buf != stackbuf)
 		free(buf);
-	s->pending = 1;
-	s->requests++;
+	txn_request(&s->txn, 'Q');
 }
 
 void server_unlink(struct server *s, bool client_at_boundary)
 {
-	bool idle = client_at_boundary && s->st == SV_LINKED && !s->in_setup && s->pending == 0 &&
-		    !s->unsynced && s->fr.left == 0 && s->fr.have == 0;
-	bool clean = idle && s->last_z == 'I';
+	bool idle = client_at_boundary && s->st == SV_LINKED && !s->in_setup && txn_quiet(&s->txn) &&
+		    s->fr.left == 0 && s->fr.have == 0;
+	bool clean = idle && s->txn.status == 'I';
 	s->link = NULL;
 	if (s->st != SV_LINKED)
 		return;
@@ -828,25 +824,7 @@ void server_unlink(struct server *s, bool client_at_boundary)
 
 void server_note_request(struct server *s, uint8_t type)
 {
-	switch (type) {
-	case 'Q':
-	case 'F':
-	case 'S':
-		s->pending++;
-		s->requests++;
-		s->unsynced = false;
-		break;
-	case 'P':
-	case 'B':
-	case 'E':
-	case 'D':
-	case 'C':
-	case 'H':
-		s->unsynced = true;
-		break;
-	default:
-		break;
-	}
+	txn_request(&s->txn, type);
 }
 
 void server_setup_query(struct server *s, const char *sql)
@@ -861,5 +839,5 @@ void server_setup_query(struct server *s, const char *sql)
 	free(buf);
 	s->in_setup = true;
 	s->setup_failed = false;
-	s->requests++;
+	txn_request(&s->txn, 'Q');
 }

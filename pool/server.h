@@ -7,6 +7,7 @@
 #include "lib/bytes.h"
 #include "lib/conn.h"
 #include "pool/stmt.h"
+#include "pool/txn.h"
 #include "proto/frame.h"
 
 struct pool;
@@ -55,9 +56,7 @@ struct server {
 	struct server_link *link;
 	struct frame fr;           /* server -> client stream */
 	struct bytes in;           /* whole messages during login and setup */
-	uint32_t pending;          /* client Query/Sync/FunctionCall not yet answered by 'Z' */
-	char     last_z;           /* status of the last ReadyForQuery */
-	bool     unsynced;         /* the client sent extended-protocol messages after its last Sync */
+	struct txn txn;            /* requests owed a ReadyForQuery, and its last status */
 	bool     in_setup;         /* running the proxy's own SET query: swallow replies */
 	bool     setup_failed;
 	char     setup_err[6];
@@ -72,8 +71,6 @@ struct server {
 	struct stmt_set stmts;      /* statements this server has or is preparing */
 	struct server_expect *expect;
 	uint32_t exp_head, exp_n, exp_cap, exp_hidden;
-	uint32_t requests;          /* Query/Sync/FunctionCall sent, ever */
-	uint32_t answers;           /* ReadyForQuery received, ever */
 	uint8_t  held[5];           /* a reply header cut by a chunk's end, while hidden replies are due */
 	uint8_t  nheld;
 	struct bytes pcap;          /* a ParameterStatus cut by a chunk's end */
