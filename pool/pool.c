@@ -196,6 +196,8 @@ static struct pool_waiter *pool_pop_waiter(struct pool *p)
 	wt->queued = false;
 	p->nwaiting--;
 	atomic_fetch_sub_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
+	p->waits++;
+	p->wait_ms += p->w->now - wt->since;
 	return wt;
 }
 
@@ -289,6 +291,8 @@ void pool_cancel_wait(struct pool *p, struct pool_waiter *wt)
 		p->wait_tail = prev;
 	wt->next = NULL;
 	wt->queued = false;
+	p->waits++;
+	p->wait_ms += p->w->now - wt->since;
 	p->nwaiting--;
 	atomic_fetch_sub_explicit(&p->cap->waiting, 1, memory_order_acq_rel);
 }

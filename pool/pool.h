@@ -75,6 +75,9 @@ struct pool {
 	struct pool_waiter *wait_head, *wait_tail;
 	uint32_t nwaiting;
 	struct stmt_table stmts;          /* named statements of this pool's clients, by content */
+	/* Statistics (this worker writes them; SHOW and metrics sum the workers' pools). */
+	uint64_t waits;                   /* clients that had to queue for a server */
+	uint64_t wait_ms;                 /* their total time in the queue */
 	bool need_posted;                 /* asked other workers for room; cleared when room comes */
 	uint64_t need_at;
 	uint32_t owed;                    /* servers to give up as they free: another worker needs room */
