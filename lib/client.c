@@ -320,6 +320,23 @@ static bool client_is_statement_msg(uint8_t type)
 	return type == 'P' || type == 'B' || type == 'D' || type == 'C';
 }
 
+/* Lets the framer walk k body bytes the relay handles itself. */
+static void client_skip(struct client *cl, const uint8_t *p, size_t k)
+{
+	size_t used;
+	struct frame_msg m;
+	if (k && (frame_next(&cl->fr, p, k, &used, &m) != FRAME_MORE || used != k))
+		die("framer lost a message the relay took whole");
+}
+
+/* The gathered message is complete: handle it. False after failing the client. */
+static bool client_gathered(struct client *cl)
+{
+	bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
+	bytes_free(&cl->coll);
+	return ok;
+}
+
 /*
  * Client -> server relay. Bytes go from the receive buffer in place, except
  * in transaction pooling where Parse/Bind/Describe/Close are looked at whole
@@ -335,19 +352,12 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 
 	if (cl->coll_left) {
 		size_t k = n < cl->coll_left ? n : cl->coll_left;
-		size_t used;
-		struct frame_msg m;
-		if (frame_next(&cl->fr, p, k, &used, &m) != FRAME_MORE || used != k)
-			die("framer lost a gathered message");
+		client_skip(cl, p, k);
 		if (!bytes_append(&cl->coll, p, k, FRAME_MAX_LEN))
 			die("gathered message too large");
 		cl->coll_left -= (uint32_t)k;
 		off = from = k;
-		if (cl->coll_left)
-			return;
-		bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
-		bytes_free(&cl->coll);
-		if (!ok)
+		if (cl->coll_left || !client_gathered(cl))
 			return;
 	}
 	while (off < n) {
@@ -376,9 +386,8 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 		if (tx && m.type == 'Q' && !cl->nheld && m.len > 4 && n - start >= 1 + (size_t)m.len &&
 		    client_is_listen(p + start + 5, m.len - 4)) {
 			client_forward(cl, b, p + from, start - from);
-			size_t total = 1 + (size_t)m.len, k = total - (off - start);
-			if (k && (frame_next(&cl->fr, p + off, k, &used, &m) != FRAME_MORE || used != k))
-				die("framer lost a query");
+			size_t total = 1 + (size_t)m.len;
+			client_skip(cl, p + off, total - (off - start));
 			off = from = start + total;
 			server_note_request(s, 'Q');
 			client_refuse_listen(cl);
@@ -397,9 +406,7 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 		size_t want = total - cl->nheld;
 		if (!cl->nheld && in_chunk >= total) {
 			/* Whole and in place: the common case. */
-			size_t k = total - (off - start);
-			if (k && (frame_next(&cl->fr, p + off, k, &used, &m) != FRAME_MORE || used != k))
-				die("framer lost a statement message");
+			client_skip(cl, p + off, total - (off - start));
 			off = from = start + total;
 			if (!client_statement_msg(cl, b, p + start, total))
 				return;
@@ -411,16 +418,10 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 		    !bytes_append(&cl->coll, p + start, k, FRAME_MAX_LEN))
 			die("gathered message too large");
 		cl->nheld = 0;
-		size_t rest = k - (off - start);
-		if (rest && (frame_next(&cl->fr, p + off, rest, &used, &m) != FRAME_MORE || used != rest))
-			die("framer lost a statement message");
+		client_skip(cl, p + off, k - (off - start));
 		off = from = start + k;
 		cl->coll_left = (uint32_t)(want - k);
-		if (cl->coll_left)
-			return;
-		bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
-		bytes_free(&cl->coll);
-		if (!ok)
+		if (cl->coll_left || !client_gathered(cl))
 			return;
 	}
 	size_t end = n;

@@ -160,9 +160,11 @@ def _read_until(proc, marker, timeout):
     pytest.fail(f"psql did not print {marker!r} (got {seen!r}); stderr: {proc.stderr.read1(65536)!r}")
 
 
-def test_client_killed_mid_transaction(proxy, pg):
-    p = proxy(databases={"appdb": {"pool_size": 1}})
-    key = "kill-" + uuid.uuid4().hex
+def kill_psql_mid_transaction(p, key, on_open=None):
+    """A psql through proxy p inserts key inside an open transaction and is SIGKILLed.
+
+    on_open() runs while the transaction is open, before the kill.
+    """
     env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
     proc = subprocess.Popen(
         ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.host, "-p", str(p.port), "-U", "app", "-d", "appdb"],
@@ -171,19 +173,29 @@ def test_client_killed_mid_transaction(proxy, pg):
         proc.stdin.write(f"begin;\ninsert into kv values ('{key}', 'uncommitted');\nselect 'inserted';\n".encode())
         proc.stdin.flush()
         _read_until(proc, "inserted", 15)
-        # PostgreSQL holds an open transaction for app right now.
-        open_tx = pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
-                             " and state = 'idle in transaction'")[0][0]
-        assert open_tx == 1
+        if on_open:
+            on_open()
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
-        proc.stdin.close()
-        proc.stdout.close()
-        proc.stderr.close()
+        for f in (proc.stdin, proc.stdout, proc.stderr):
+            f.close()
+
+
+def test_client_killed_mid_transaction(proxy, pg):
+    p = proxy(databases={"appdb": {"pool_size": 1}})
+    key = "kill-" + uuid.uuid4().hex
+
+    def open_transaction_seen():
+        # PostgreSQL holds an open transaction for app right now.
+        open_tx = pg.execute("select count(*) from pg_stat_activity where usename = 'app'"
+                             " and state = 'idle in transaction'")[0][0]
+        assert open_tx == 1
+
+    kill_psql_mid_transaction(p, key, open_transaction_seen)
 
     # The next client of the same one-server pool is not inside that transaction.
     with p.connect() as c:

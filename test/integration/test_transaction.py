@@ -1,7 +1,6 @@
 """Transaction pooling: servers change hands at transaction boundaries, never inside one."""
 
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -12,7 +11,7 @@ import pytest
 
 import pgwire
 from pgwire import bind, close_stmt, data_values, describe, execute, parse, sync
-from test_pool import _read_until
+from test_pool import kill_psql_mid_transaction
 
 pytestmark = pytest.mark.proxy_only
 
@@ -79,22 +78,7 @@ def test_killed_client_is_rolled_back_and_server_kept(proxy, pg):
     key = "txkill-" + uuid.uuid4().hex
     with p.connect() as c:
         backend = c.execute("select pg_backend_pid()").fetchone()[0]
-    env = dict(os.environ, PGPASSWORD=p.passwords["app"], PGCONNECT_TIMEOUT="10")
-    proc = subprocess.Popen(
-        ["psql", "-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", p.host, "-p", str(p.port), "-U", "app", "-d", "appdb"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        proc.stdin.write(f"begin;\ninsert into kv values ('{key}', 'uncommitted');\nselect 'inserted';\n".encode())
-        proc.stdin.flush()
-        _read_until(proc, "inserted", 15)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        for f in (proc.stdin, proc.stdout, proc.stderr):
-            f.close()
+    kill_psql_mid_transaction(p, key)
     with p.connect() as c:
         # Same backend (rolled back, not closed), outside any transaction, without the row.
         assert c.execute("select pg_backend_pid()").fetchone()[0] == backend
