@@ -25,6 +25,7 @@
 #include "pool/stmt.h"
 #include "proto/frame.h"
 #include "proto/msg.h"
+#include "proto/options.h"
 #include "proto/sqlstate.h"
 
 /*
@@ -58,6 +59,8 @@ struct client {
 	uint32_t coll_left;
 	uint8_t held[5];              /* a message header cut by a chunk's end, not forwarded yet */
 	uint8_t nheld;
+	struct server_param *opts;    /* settings from the `options` startup parameter */
+	uint32_t nopts;
 	struct server_param *set;     /* tracked parameters the client SET (as the server reported them) */
 	uint32_t nset;
 	uint64_t setup_mask;          /* tracked parameters (by index) the running setup query sets */
@@ -498,14 +501,33 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 	return true;
 }
 
-/* The value the client sees for a reported parameter: what it asked for at startup, if it did. */
-static const char *client_param_value(const struct client *cl, const struct server_param *p)
+/* A parameter the startup packet itself carries, or NULL. */
+static const char *client_explicit_value(const struct client *cl, const char *want)
 {
 	const char *name, *value;
 	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);)
-		if (strcasecmp(name, p->name) == 0)
+		if (strcasecmp(name, want) == 0)
 			return value;
-	return p->value;
+	return NULL;
+}
+
+/* A startup setting: the parameter itself, else a setting in `options` (PostgreSQL's order). */
+static const char *client_startup_value(const struct client *cl, const char *want)
+{
+	const char *value = client_explicit_value(cl, want);
+	if (value)
+		return value;
+	for (uint32_t i = 0; i < cl->nopts; i++)
+		if (strcasecmp(cl->opts[i].name, want) == 0)
+			return cl->opts[i].value;
+	return NULL;
+}
+
+/* The value the client sees for a reported parameter: what it asked for at startup, if it did. */
+static const char *client_param_value(const struct client *cl, const struct server_param *p)
+{
+	const char *v = client_startup_value(cl, p->name);
+	return v ? v : p->value;
 }
 
 /* ParameterStatus.. BackendKeyData, ReadyForQuery: the end of the login as the client sees it. */
@@ -569,14 +591,6 @@ static bool client_append_set(char *sql, size_t cap, size_t *len, const char *na
 	return true;
 }
 
-static const char *client_startup_value(const struct client *cl, const char *want)
-{
-	const char *name, *value;
-	for (size_t off = 0; startup_next(cl->pkt, cl->pktlen, &off, &name, &value);)
-		if (strcasecmp(name, want) == 0)
-			return value;
-	return NULL;
-}
 
 /* What a tracked parameter should be for this client: its SET, its startup value, or the pool's default. */
 static const char *client_wanted(const struct client *cl, const char *name)
@@ -609,6 +623,15 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 		for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 			const char *name = cfg->track_parameters[i];
 			const char *want = client_wanted(cl, name), *have = server_param(cl->srv, name);
+			if (!want && server_param_noted(cl->srv, name)) {
+				/* Another client's value, which PostgreSQL would not report: back to the default. */
+				int n = snprintf(sql + len, cap - len, "RESET %s;", name);
+				if (n < 0 || (size_t)n >= cap - len)
+					goto toolong;
+				len += (size_t)n;
+				cl->setup_mask |= 1ull << i;
+				continue;
+			}
 			if (!want || (have && strcmp(have, want) == 0))
 				continue;
 			if (!client_append_set(sql, cap, &len, name, want))
@@ -632,6 +655,13 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 			}
 		}
 		if (!client_append_set(sql, cap, &len, name, value))
+			goto toolong;
+	}
+	for (uint32_t i = 0; i < cl->nopts; i++) {
+		const char *have = server_param(cl->srv, cl->opts[i].name);
+		if (client_explicit_value(cl, cl->opts[i].name) || (have && strcmp(have, cl->opts[i].value) == 0))
+			continue;
+		if (!client_append_set(sql, cap, &len, cl->opts[i].name, cl->opts[i].value))
 			goto toolong;
 	}
 	return true;
@@ -697,8 +727,13 @@ static void client_on_setup_done(struct server_link *l, const char *sqlstate, co
 	const struct cfg *cfg = client_cfg(cl);
 	for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 		const char *name = cfg->track_parameters[i];
-		if ((cl->setup_mask >> i & 1) && !server_param_reported(cl->srv, name))
-			server_note_param(cl->srv, name, client_wanted(cl, name));
+		if (!(cl->setup_mask >> i & 1) || server_param_reported(cl->srv, name))
+			continue;
+		const char *want = client_wanted(cl, name);
+		if (want)
+			server_note_param(cl->srv, name, want);
+		else
+			server_forget_param(cl->srv, name);
 	}
 	client_linked(cl);
 }
@@ -779,6 +814,31 @@ static void client_auth_failed(struct client *cl, const char *why)
 	client_fatal(cl, SQLSTATE_INVALID_PASSWORD, msg);
 }
 
+/* Keeps the settings of the `options` startup parameter; false after refusing the login. */
+static bool client_parse_options(struct client *cl, const char *opts)
+{
+	char name[256], value[1024];
+	const char *why = NULL;
+	int r;
+	while ((r = options_next(&opts, name, sizeof name, value, sizeof value, &why)) == 1) {
+		struct server_param *no = realloc(cl->opts, (cl->nopts + 1) * sizeof *no);
+		if (!no)
+			die("out of memory");
+		cl->opts = no;
+		no[cl->nopts] = (struct server_param){ .name = strdup(name), .value = strdup(value) };
+		if (!no[cl->nopts].name || !no[cl->nopts].value)
+			die("out of memory");
+		cl->nopts++;
+	}
+	if (r < 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "unsupported startup options: %s", why);
+		client_fatal(cl, SQLSTATE_FEATURE_NOT_SUPPORTED, msg);
+		return false;
+	}
+	return true;
+}
+
 static void client_start_auth(struct client *cl, const struct startup *sp)
 {
 	const struct cfg *cfg = client_cfg(cl);
@@ -797,6 +857,9 @@ static void client_start_auth(struct client *cl, const struct startup *sp)
 		client_fatal(cl, SQLSTATE_FEATURE_NOT_SUPPORTED, "replication connections are not supported");
 		return;
 	}
+	const char *opts = startup_get(sp, "options");
+	if (opts && !client_parse_options(cl, opts))
+		return;
 	cl->user = startup_get(sp, "user");
 	cl->db = startup_get(sp, "database");
 	if (!cl->db || !*cl->db)
@@ -999,6 +1062,11 @@ static void client_on_free(struct conn *c)
 		free(cl->set[i].value);
 	}
 	free(cl->set);
+	for (uint32_t i = 0; i < cl->nopts; i++) {
+		free(cl->opts[i].name);
+		free(cl->opts[i].value);
+	}
+	free(cl->opts);
 	free(cl->pkt);
 	free(cl);
 	if (w->stopping && w->nclients == 0)

@@ -111,6 +111,26 @@ void server_note_param(struct server *s, const char *name, const char *value)
 	server_set_param_as(s, name, value, true);
 }
 
+bool server_param_noted(const struct server *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nparams; i++)
+		if (strcasecmp(s->params[i].name, name) == 0)
+			return s->params[i].noted;
+	return false;
+}
+
+void server_forget_param(struct server *s, const char *name)
+{
+	for (uint32_t i = 0; i < s->nparams; i++) {
+		if (strcasecmp(s->params[i].name, name) == 0 && s->params[i].noted) {
+			free(s->params[i].name);
+			free(s->params[i].value);
+			s->params[i] = s->params[--s->nparams];
+			return;
+		}
+	}
+}
+
 bool server_param_reported(const struct server *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nparams; i++)

@@ -103,6 +103,10 @@ const char *server_param(const struct server *s, const char *name);
 void server_note_param(struct server *s, const char *name, const char *value);
 /* Whether the server itself reports name (ParameterStatus), as opposed to us noting it. */
 bool server_param_reported(const struct server *s, const char *name);
+/* Whether we noted a value of name on s (for a client that wanted one). */
+bool server_param_noted(const struct server *s, const char *name);
+/* Forgets a noted value: after a RESET it is the server's default again. */
+void server_forget_param(struct server *s, const char *name);
 void server_close(struct server *s, const char *why);
 bool server_is_clean(const struct server *s);
 const char *server_state_name(enum server_state st);

@@ -118,3 +118,12 @@ def test_server_side_auth_methods(proxy, user):
     p = proxy()
     with p.connect(user=user) as c:
         assert c.execute("select current_user, current_database()").fetchone() == (user, "appdb")
+
+
+@pytest.mark.proxy_only
+def test_options_apply_in_session_mode(proxy):
+    p = proxy()
+    with psycopg.connect(p.dsn(options="-c statement_timeout=4321 --application-name=from_options"),
+                         autocommit=True) as c:
+        assert c.execute("show statement_timeout").fetchone() == ("4321ms",)
+        assert c.execute("show application_name").fetchone() == ("from_options",)

@@ -248,3 +248,28 @@ def test_listen_is_refused(proxy):
         # The session goes on.
         assert c.execute("select 'still here'").fetchone() == ("still here",)
         c.execute("notify some_channel")  # NOTIFY works: it needs no session
+
+
+def test_options_search_path_follows_the_client(proxy, pg):
+    # search_path is not reported by PostgreSQL 15: the proxy remembers what it set,
+    # and resets it for a client that asked for none.
+    schema = "sp_" + uuid.uuid4().hex[:8]
+    pg.execute(f"create schema {schema} authorization app", dbname="appdb")
+    try:
+        p = proxy(workers=1, databases={"appdb": {**TX, "pool_size": 1}})
+        with psycopg.connect(p.dsn(options=f"-c search_path={schema}"), autocommit=True) as c, \
+                p.connect() as other:
+            default = other.execute("show search_path").fetchone()[0]
+            assert default != schema
+            for _ in range(3):
+                assert c.execute("show search_path").fetchone() == (schema,)
+                assert other.execute("show search_path").fetchone() == (default,)
+    finally:
+        pg.execute(f"drop schema {schema}", dbname="appdb")
+
+
+def test_unsupported_options_are_refused(proxy):
+    p = proxy(databases={"appdb": {**TX}})
+    with pytest.raises(psycopg.OperationalError) as e:
+        psycopg.connect(p.dsn(options="-d 5"), connect_timeout=5)
+    assert "unsupported startup options" in str(e.value)
