@@ -273,3 +273,16 @@ def test_unsupported_options_are_refused(proxy):
     with pytest.raises(psycopg.OperationalError) as e:
         psycopg.connect(p.dsn(options="-d 5"), connect_timeout=5)
     assert "unsupported startup options" in str(e.value)
+
+
+def test_cancel_without_a_server_is_ignored(proxy):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 1}})
+    with p.connect() as c, p.connect() as busy:
+        assert c.execute("select 1").fetchone() == (1,)   # c holds no server now
+        busy.execute("begin")
+        busy.execute("select 1")                          # busy holds the only one
+        c.cancel()                                        # nothing to cancel: ignored
+        time.sleep(0.3)
+        busy.execute("commit")
+        assert busy.execute("select 'not cancelled'").fetchone() == ("not cancelled",)
+        assert c.execute("select 'fine'").fetchone() == ("fine",)
