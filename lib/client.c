@@ -619,6 +619,8 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 	sql[0] = 0;
 	cl->setup_mask = 0;
 	if (client_is_tx(cl)) {
+		if (!server_evict_sql(cl->srv, sql, cap, &len))
+			goto toolong;
 		const struct cfg *cfg = client_cfg(cl);
 		for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 			const char *name = cfg->track_parameters[i];
@@ -754,6 +756,8 @@ static void client_on_txn_done(struct server_link *l)
 	struct server *s = cl->srv;
 	cl->srv = NULL;
 	client_set_state(cl, CL_IDLE);
+	/* Paused because that server's queue was full: with no server, nothing holds it back. */
+	conn_recv_start(&cl->c);
 	server_release(s);
 }
 

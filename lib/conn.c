@@ -106,6 +106,8 @@ void conn_submit_sends(struct conn *c)
 	c->queued_flush = false;
 	if (c->sending || c->closing || c->qlen == 0)
 		return;
+	/* The SQE first: taking it may submit, which frees the scratch vectors. */
+	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	struct conn_iov *iov = worker_iov(c->w);
 	uint32_t n = c->qlen < CONN_IOV_MAX ? c->qlen : CONN_IOV_MAX;
 	for (uint32_t i = 0; i < n; i++) {
@@ -113,7 +115,6 @@ void conn_submit_sends(struct conn *c)
 		iov->v[i] = (struct iovec){ .iov_base = (void *)s->p, .iov_len = s->len };
 	}
 	iov->mh = (struct msghdr){ .msg_iov = iov->v, .msg_iovlen = n };
-	struct io_uring_sqe *sqe = worker_sqe(c->w);
 	/* MSG_WAITALL makes io_uring retry short sends itself; partial results are still handled. */
 	io_uring_prep_sendmsg(sqe, c->fd, &iov->mh, MSG_NOSIGNAL | MSG_WAITALL);
 	io_uring_sqe_set_data64(sqe, conn_ud(c, OP_SEND));

@@ -49,6 +49,7 @@ struct io_uring_sqe *worker_sqe(struct worker *w)
 
 struct conn_iov *worker_iov(struct worker *w)
 {
+	/* Only full after WORKER_IOVS sends in one iteration; their SQEs are all queued. */
 	if (w->iovs_used == WORKER_IOVS)
 		worker_submit(w);
 	return &w->iovs[w->iovs_used++];
@@ -141,7 +142,13 @@ static void worker_reap(struct worker *w)
 		}
 		conn_reap(c);
 	}
-	w->reap_head = keep;
+	/* on_free may have queued more: keep them too. */
+	while (keep) {
+		struct conn *c = keep;
+		keep = c->next_reap;
+		c->next_reap = w->reap_head;
+		w->reap_head = c;
+	}
 }
 
 void worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,

@@ -348,7 +348,32 @@ const struct pool_params *pool_params(const struct pool *p)
 	return atomic_load_explicit(&p->cap->params, memory_order_acquire);
 }
 
+static void pool_server_ready_one(struct server *s);
+
+/*
+ * Handing a server to a waiter can make that client give it back at once
+ * (transaction pooling), which would hand it to the next waiter from inside
+ * this call, as deep as the queue is long. Re-entries are queued and served
+ * by the outermost call instead.
+ */
 void pool_server_ready(struct server *s)
+{
+	struct pool *p = s->pool;
+	s->next_idle = p->ready_later;
+	p->ready_later = s;
+	if (p->readying)
+		return;
+	p->readying = true;
+	while (p->ready_later) {
+		struct server *next = p->ready_later;
+		p->ready_later = next->next_idle;
+		next->next_idle = NULL;
+		pool_server_ready_one(next);
+	}
+	p->readying = false;
+}
+
+static void pool_server_ready_one(struct server *s)
 {
 	struct pool *p = s->pool;
 	/* A debt is paid with a server that has served: a fresh one serves first, or nobody ever would. */

@@ -71,6 +71,8 @@ struct pool {
 	int family;
 
 	struct server *idle;              /* LIFO */
+	struct server *ready_later;       /* freed while a hand-out runs: served by its loop */
+	bool readying;
 	uint32_t nidle, nlinked, nconnecting, nservers;
 	struct pool_waiter *wait_head, *wait_tail;
 	uint32_t nwaiting;

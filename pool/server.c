@@ -464,25 +464,26 @@ static void server_send_stmt_msg(struct server *s, uint8_t type, const char *nam
 	free(buf);
 }
 
-/* Keeps at most max_prepared_statements here: the least recently used goes first. */
-static void server_evict(struct server *s)
+bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
 {
 	uint32_t max = server_cfg(s)->max_prepared_statements;
-	const struct stmt_set_entry *victim = stmt_set_victim(&s->stmts, max ? max - 1 : 0);
-	if (!victim)
-		return;
-	char name[STMT_NAME_LEN];
-	uint8_t hash[STMT_HASH_LEN];
-	memcpy(hash, victim->hash, STMT_HASH_LEN);
-	stmt_name_of(hash, name);
-	server_send_stmt_msg(s, 'C', name, NULL, 0);
-	server_push_expect(s, '3', true, NULL);
-	stmt_set_mark(&s->stmts, hash, STMT_ABSENT);
+	const struct stmt_set_entry *victim;
+	while ((victim = stmt_set_victim(&s->stmts, max))) {
+		char name[STMT_NAME_LEN];
+		uint8_t hash[STMT_HASH_LEN];
+		memcpy(hash, victim->hash, STMT_HASH_LEN);
+		stmt_name_of(hash, name);
+		int n = snprintf(sql + *len, cap - *len, "DEALLOCATE %s;", name);
+		if (n < 0 || (size_t)n >= cap - *len)
+			return false;
+		*len += (size_t)n;
+		stmt_set_mark(&s->stmts, hash, STMT_ABSENT);
+	}
+	return true;
 }
 
 static void server_send_parse(struct server *s, const struct stmt *st, bool hidden)
 {
-	server_evict(s);
 	server_send_stmt_msg(s, 'P', st->name, st->body, st->len);
 	server_push_expect(s, '1', hidden, st->hash);
 	stmt_set_mark(&s->stmts, st->hash, STMT_PENDING);

@@ -94,6 +94,13 @@ void server_note_request(struct server *s, uint8_t type);
 void server_expect(struct server *s, uint8_t type, const uint8_t *hash);
 /* Client Parse of st: prepares it here under its shared name, or answers from what is here. */
 void server_parse(struct server *s, const struct stmt *st);
+/*
+ * Appends "DEALLOCATE name;" for the least recently used statements past
+ * max_prepared_statements, for the setup query that runs when a client links,
+ * before any of its traffic (so no error of the client's can skip it). False
+ * when sql is full.
+ */
+bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
 /* Before a Bind/Describe of st: prepares it here if it is not (the reply is swallowed). */
 void server_prepare(struct server *s, const struct stmt *st);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */

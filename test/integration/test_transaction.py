@@ -286,3 +286,25 @@ def test_cancel_without_a_server_is_ignored(proxy):
         busy.execute("commit")
         assert busy.execute("select 'not cancelled'").fetchone() == ("not cancelled",)
         assert c.execute("select 'fine'").fetchone() == ("fine",)
+
+
+def test_prepared_statements_past_the_limit(proxy):
+    # More statements than max_prepared_statements: the least recently used are
+    # deallocated before a client's next transaction, and prepared again on use.
+    p = proxy(workers=1, max_prepared_statements=3, databases={"appdb": {**TX, "pool_size": 1}})
+    w = p.wire()
+    try:
+        names = [f"q{i}" for i in range(8)]
+        w.send_raw(*[parse(n, f"select {i} * 10") for i, n in enumerate(names)], sync())
+        assert _kinds(w.read_until_ready()) == ["1"] * 8 + ["Z"]
+        for _ in range(3):
+            for i, n in enumerate(names):
+                w.send_raw(bind("", n), execute(), sync())
+                msgs = w.read_until_ready()
+                assert [data_values(v) for k, v in msgs if k == "D"] == [[str(i * 10)]], msgs
+        with p.connect() as c:
+            c.prepare_threshold = None
+            (n,) = c.execute("select count(*) from pg_prepared_statements").fetchone()
+            assert 1 <= n <= 3, f"{n} statements kept; max_prepared_statements is 3"
+    finally:
+        w.close()
