@@ -10,6 +10,8 @@ bool bytes_append(struct bytes *b, const void *src, size_t n, uint32_t max)
 {
 	if (n > max || b->len > max - n)
 		return false;
+	if (!n)
+		return true;
 	if (b->len + n > b->cap) {
 		uint32_t ncap = b->cap ? b->cap : 512;
 		while (ncap < b->len + n)

@@ -41,8 +41,13 @@ enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
 static const char *const client_state_names[] = { CLIENT_STATES(CLIENT_STATE_NAME) };
 #undef CLIENT_STATE_NAME
 
-/* Bytes a client may send before it has a server (login messages, an early query). */
+/*
+ * Bytes a client may send before it has a server. Logging in, that is the
+ * limit; queued for a server, reading pauses there (backpressure) and only
+ * what was already in flight may pass it, up to the hard limit.
+ */
 #define CLIENT_IN_MAX (64u * 1024)
+#define CLIENT_IN_HARD_MAX (1024u * 1024)
 #define CLIENT_AUTH_MSG_MAX 8192u
 
 struct client {
@@ -146,8 +151,13 @@ static void client_fatal(struct client *cl, const char *sqlstate, const char *me
 
 static void client_gather(struct client *cl, const uint8_t *p, size_t n)
 {
-	if (!bytes_append(&cl->in, p, n, CLIENT_IN_MAX))
+	bool queued = cl->st == CL_WAIT || cl->st == CL_SETUP;
+	if (!bytes_append(&cl->in, p, n, queued ? CLIENT_IN_HARD_MAX : CLIENT_IN_MAX)) {
 		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "too much data before the session started");
+		return;
+	}
+	if (queued && cl->in.len >= CLIENT_IN_MAX)
+		conn_recv_pause(&cl->c);
 }
 
 static uint32_t be32(const uint8_t *p)
@@ -563,6 +573,9 @@ static void client_linked(struct client *cl)
 		uint32_t n = cl->in.len;
 		cl->in.len = 0;
 		client_relay(cl, 0, cl->in.p, n, true);
+		/* Paused while queued with a full buffer: the server takes the rest now. */
+		if (cl->st == CL_LINKED && !cl->c.recv_wanted && conn_queued(&cl->srv->c) <= CONN_HIGH_WATER)
+			conn_recv_start(&cl->c);
 	} else if (login && cl->pool->d->pool_mode == CFG_POOL_TRANSACTION) {
 		/* Logged in through a fresh server and asked for nothing yet: no need to hold it. */
 		client_on_txn_done(&cl->link);

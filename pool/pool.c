@@ -442,11 +442,15 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 void pool_tick(struct worker *w)
 {
 	for (struct pool *p = w->pools; p; p = p->next) {
-		/* A NEED can cross a release on the way: ask again rather than wait for the timeout. */
-		if (p->need_posted && p->nwaiting && w->now - p->need_at >= POOL_NEED_RETRY_MS) {
+		/*
+		 * A NEED can cross a release on the way, and room a worker yielded to
+		 * others' waiters can outlive them: look again rather than wait for
+		 * query_wait_timeout.
+		 */
+		if (p->need_posted && p->nwaiting && w->now - p->need_at >= POOL_NEED_RETRY_MS)
 			p->need_posted = false;
+		if (p->nwaiting > p->nconnecting && !w->stopping)
 			pool_grow(p, false);
-		}
 	}
 	uint64_t limit = w->rt->cfg->query_wait_timeout;
 	if (!limit)

@@ -1,5 +1,6 @@
 """Transaction pooling: servers change hands at transaction boundaries, never inside one."""
 
+import hashlib
 import os
 import subprocess
 import threading
@@ -308,3 +309,22 @@ def test_prepared_statements_past_the_limit(proxy):
             assert 1 <= n <= 3, f"{n} statements kept; max_prepared_statements is 3"
     finally:
         w.close()
+
+
+def test_large_query_while_waiting_for_a_server(proxy):
+    # 300 KB sent while queued: reading pauses (backpressure), nothing is dropped.
+    p = proxy(workers=1, databases={"appdb": {**TX, "pool_size": 1}})
+    with p.connect() as busy, p.connect() as c:
+        c.prepare_threshold = None
+        busy.execute("begin")
+        busy.execute("select 1")                      # holds the only server
+        blob = bytes(range(256)) * 1200               # 307,200 bytes
+        out = []
+        t = threading.Thread(target=lambda: out.append(
+            c.execute("select length(%s::bytea), md5(%s::bytea)", (blob, blob)).fetchone()))
+        t.start()
+        time.sleep(0.5)
+        assert not out
+        busy.execute("commit")
+        t.join(20)
+        assert out == [(len(blob), hashlib.md5(blob).hexdigest())]
