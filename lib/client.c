@@ -160,11 +160,6 @@ static void client_gather(struct client *cl, const uint8_t *p, size_t n)
 		conn_recv_pause(&cl->c);
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static uint32_t client_pid(const struct client *cl)
 {
 	return (uint32_t)cl->c.w->id << WORKER_SLOT_BITS | cl->c.slot;
@@ -197,26 +192,6 @@ static const char *client_cstr(const uint8_t **p, const uint8_t *end)
 	const char *str = (const char *)*p;
 	*p = nul + 1;
 	return str;
-}
-
-/* Sends msg with its statement name replaced: type, length, prefix, name, rest. */
-static void client_send_renamed(struct client *cl, uint8_t type, const uint8_t *prefix, size_t plen,
-				const char *name, const uint8_t *rest, size_t rlen)
-{
-	size_t nlen = strlen(name) + 1, len = 4 + plen + nlen + rlen;
-	uint8_t *buf = malloc(1 + len);
-	if (!buf)
-		die("out of memory");
-	buf[0] = type;
-	buf[1] = (uint8_t)(len >> 24);
-	buf[2] = (uint8_t)(len >> 16);
-	buf[3] = (uint8_t)(len >> 8);
-	buf[4] = (uint8_t)len;
-	memcpy(buf + 5, prefix, plen);
-	memcpy(buf + 5 + plen, name, nlen);
-	memcpy(buf + 5 + plen + nlen, rest, rlen);
-	conn_send_copy(&cl->srv->c, buf, 1 + len);
-	free(buf);
 }
 
 /*
@@ -259,7 +234,7 @@ static bool client_statement_msg(struct client *cl, int bid, const uint8_t *m, s
 			return true;
 		}
 		server_prepare(s, st);
-		client_send_renamed(cl, 'B', m + 5, (size_t)(at - (m + 5)), st->name, p, (size_t)(end - p));
+		conn_send_named(&s->c, 'B', m + 5, (size_t)(at - (m + 5)), st->name, p, (size_t)(end - p));
 		return true;
 	}
 	/* Describe and Close: a kind byte ('S' statement, 'P' portal), then the name. */
@@ -276,13 +251,13 @@ static bool client_statement_msg(struct client *cl, int bid, const uint8_t *m, s
 			return true;
 		}
 		server_prepare(s, st);
-		client_send_renamed(cl, 'D', &kind, 1, st->name, p, 0);
+		conn_send_named(&s->c, 'D', &kind, 1, st->name, p, 0);
 		return true;
 	}
 	/* Close: the server keeps shared statements; closing a name it never had answers the same. */
 	if (st) {
 		stmt_map_del(&cl->stmts, table, name);
-		client_send_renamed(cl, 'C', &kind, 1, "rb_closed", p, 0);
+		conn_send_named(&s->c, 'C', &kind, 1, "rb_closed", p, 0);
 	} else {
 		client_forward(cl, bid, m, len);
 	}
@@ -467,7 +442,7 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 	for (;;) {
 		if (n - off < 5)
 			return false;
-		uint32_t len = be32(p + off + 1);
+		uint32_t len = msg_get32(p + off + 1);
 		if (len < 4 || len > n - off - 1)
 			return false;
 		if (p[off] == 'S') {
@@ -483,8 +458,8 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 		nparse++;
 		off += 1 + len;
 	}
-	for (off = 0; p[off] == 'P'; off += 1 + be32(p + off + 1)) {
-		const uint8_t *q = p + off + 5, *end = p + off + 1 + be32(p + off + 1);
+	for (off = 0; p[off] == 'P'; off += 1 + msg_get32(p + off + 1)) {
+		const uint8_t *q = p + off + 5, *end = p + off + 1 + msg_get32(p + off + 1);
 		const char *name = client_cstr(&q, end);
 		struct stmt *st = stmt_get(&cl->pool->stmts, q, (uint32_t)(end - q));
 		stmt_map_set(&cl->stmts, &cl->pool->stmts, name, st);
@@ -956,7 +931,7 @@ static void client_on_login_bytes(struct client *cl)
 		if (cl->st == CL_STARTUP) {
 			if (cl->in.len < 4)
 				return;
-			uint32_t len = be32(cl->in.p);
+			uint32_t len = msg_get32(cl->in.p);
 			if (len < 8 || len > PROTO_STARTUP_MAX) {
 				client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "invalid length of startup packet");
 				return;
@@ -968,7 +943,7 @@ static void client_on_login_bytes(struct client *cl)
 		}
 		if (cl->in.len < 5)
 			return;
-		uint32_t len = be32(cl->in.p + 1);
+		uint32_t len = msg_get32(cl->in.p + 1);
 		if (cl->in.p[0] != 'p') {
 			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "expected a password message");
 			return;

@@ -9,6 +9,7 @@
 
 #include "lib/log.h"
 #include "lib/worker.h"
+#include "proto/msg.h"
 
 int conn_open(struct conn *c, struct worker *w, int fd, const struct conn_ops *ops)
 {
@@ -82,6 +83,15 @@ void conn_send_buf(struct conn *c, uint16_t bid, const uint8_t *p, size_t n)
 	conn_push(c, (struct conn_seg){ .p = p, .len = (uint32_t)n, .bid = bid });
 }
 
+void conn_send_owned(struct conn *c, void *p, size_t n)
+{
+	if (c->closing || n == 0) {
+		free(p);
+		return;
+	}
+	conn_push(c, (struct conn_seg){ .p = p, .len = (uint32_t)n, .bid = -1, .own = p });
+}
+
 void conn_send_copy(struct conn *c, const void *p, size_t n)
 {
 	if (c->closing || n == 0)
@@ -90,7 +100,21 @@ void conn_send_copy(struct conn *c, const void *p, size_t n)
 	if (!own)
 		die("out of memory");
 	memcpy(own, p, n);
-	conn_push(c, (struct conn_seg){ .p = own, .len = (uint32_t)n, .bid = -1, .own = own });
+	conn_send_owned(c, own, n);
+}
+
+void conn_send_named(struct conn *c, char type, const void *prefix, size_t plen, const char *name,
+		     const void *rest, size_t rlen)
+{
+	size_t len = MSG_NAMED_LEN(plen, name, rlen);
+	void *buf = malloc(len);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, len);
+	msg_named(&w, type, prefix, plen, name, rest, rlen);
+	if (w.overflow)
+		die("named message does not fit its own size");
+	conn_send_owned(c, buf, len);
 }
 
 static void conn_seg_release(struct conn *c, struct conn_seg *s)

@@ -92,6 +92,11 @@ void conn_recv_pause(struct conn *c);
 void conn_send_buf(struct conn *c, uint16_t bid, const uint8_t *p, size_t n);
 /* Queues a copy of p[0..n): for messages the proxy writes itself. */
 void conn_send_copy(struct conn *c, const void *p, size_t n);
+/* Queues heap block p[0..n), which c now owns (freed once sent): no second copy. */
+void conn_send_owned(struct conn *c, void *p, size_t n);
+/* Builds and queues a message carrying a statement name (see msg_named), in one allocation. */
+void conn_send_named(struct conn *c, char type, const void *prefix, size_t plen, const char *name,
+		     const void *rest, size_t rlen);
 /* Starts a non-blocking connect of c->fd to addr; on_connect follows. */
 void conn_connect(struct conn *c, const void *addr, uint32_t addrlen);
 /* Closes now: pending sends are dropped. */

@@ -384,8 +384,7 @@ static void server_gather(struct server *s, const uint8_t *p, size_t n)
 	uint32_t off = 0;
 	while (s->in.len - off >= 5 && (s->st == SV_LOGIN || s->in_setup)) {
 		uint8_t type = s->in.p[off];
-		uint32_t len = (uint32_t)s->in.p[off + 1] << 24 | (uint32_t)s->in.p[off + 2] << 16 |
-			       (uint32_t)s->in.p[off + 3] << 8 | s->in.p[off + 4];
+		uint32_t len = msg_get32(s->in.p + off + 1);
 		if (len < 4 || len > SERVER_IN_MAX) {
 			server_fail(s, SQLSTATE_PROTOCOL_VIOLATION, "bad message length from server");
 			return;
@@ -441,29 +440,6 @@ void server_expect(struct server *s, uint8_t type, const uint8_t *hash)
 	server_push_expect(s, type, false, hash);
 }
 
-/* Sends Parse(name, body) or Close('S', name) of our own. */
-static void server_send_stmt_msg(struct server *s, uint8_t type, const char *name, const uint8_t *body,
-				 uint32_t blen)
-{
-	size_t nlen = strlen(name) + 1;
-	size_t len = 4 + (type == 'C') + nlen + blen;
-	uint8_t *buf = malloc(1 + len), *q = buf;
-	if (!buf)
-		die("out of memory");
-	*q++ = type;
-	*q++ = (uint8_t)(len >> 24);
-	*q++ = (uint8_t)(len >> 16);
-	*q++ = (uint8_t)(len >> 8);
-	*q++ = (uint8_t)len;
-	if (type == 'C')
-		*q++ = 'S';
-	memcpy(q, name, nlen);
-	if (blen)
-		memcpy(q + nlen, body, blen);
-	conn_send_copy(&s->c, buf, 1 + len);
-	free(buf);
-}
-
 bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
 {
 	uint32_t max = server_cfg(s)->max_prepared_statements;
@@ -484,7 +460,7 @@ bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
 
 static void server_send_parse(struct server *s, const struct stmt *st, bool hidden)
 {
-	server_send_stmt_msg(s, 'P', st->name, st->body, st->len);
+	conn_send_named(&s->c, 'P', NULL, 0, st->name, st->body, st->len);
 	server_push_expect(s, '1', hidden, st->hash);
 	stmt_set_mark(&s->stmts, st->hash, STMT_PENDING);
 }
@@ -500,7 +476,7 @@ void server_parse(struct server *s, const struct stmt *st)
 	 * ParseComplete in the right place among the replies.
 	 */
 	static const uint8_t empty[] = { 0, 0, 0 };
-	server_send_stmt_msg(s, 'P', "", empty, sizeof empty);
+	conn_send_named(&s->c, 'P', NULL, 0, "", empty, sizeof empty);
 	server_push_expect(s, '1', false, NULL);
 }
 
@@ -784,10 +760,11 @@ void server_link(struct server *s, struct server_link *link)
 	conn_recv_start(&s->c);
 }
 
+static bool server_quiet(const struct server *s);
+
 bool server_is_clean(const struct server *s)
 {
-	return s->st == SV_LINKED && !s->in_setup && txn_idle(&s->txn) &&
-	       s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
+	return server_quiet(s) && s->txn.status == 'I';
 }
 
 void server_release(struct server *s)
@@ -796,28 +773,37 @@ void server_release(struct server *s)
 	pool_server_ready(s);
 }
 
+/* A Query of our own, built in the buffer the send queue then owns. */
+static void server_send_query(struct server *s, const char *sql)
+{
+	size_t need = strlen(sql) + 6;
+	uint8_t *buf = malloc(need);
+	if (!buf)
+		die("out of memory");
+	struct wbuf w = wbuf_on(buf, need);
+	msg_query(&w, sql);
+	conn_send_owned(&s->c, buf, w.len);
+}
+
 /* Runs sql on a server no client holds; pool_server_ready follows its ReadyForQuery 'I'. */
 static void server_reset(struct server *s, const char *sql)
 {
 	server_set_state(s, SV_RESET);
 	conn_recv_start(&s->c);
-	size_t need = strlen(sql) + 6;
-	uint8_t stackbuf[512];
-	uint8_t *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
-	if (!buf)
-		die("out of memory");
-	struct wbuf w = wbuf_on(buf, need);
-	msg_query(&w, sql);
-	server_send(s, &w);
-	if (buf != stackbuf)
-		free(buf);
+	server_send_query(s, sql);
 	txn_request(&s->txn, 'Q');
+}
+
+/* Between requests: nothing owed, nothing half-sent either way, no reply of ours pending. */
+static bool server_quiet(const struct server *s)
+{
+	return s->st == SV_LINKED && !s->in_setup && txn_quiet(&s->txn) &&
+	       s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
 }
 
 void server_unlink(struct server *s, bool client_at_boundary)
 {
-	bool idle = client_at_boundary && s->st == SV_LINKED && !s->in_setup && txn_quiet(&s->txn) &&
-		    s->fr.left == 0 && s->fr.have == 0;
+	bool idle = client_at_boundary && server_quiet(s);
 	bool clean = idle && s->txn.status == 'I';
 	s->link = NULL;
 	if (s->st != SV_LINKED)
@@ -850,14 +836,7 @@ void server_note_request(struct server *s, uint8_t type)
 
 void server_setup_query(struct server *s, const char *sql)
 {
-	size_t need = strlen(sql) + 6;
-	uint8_t *buf = malloc(need);
-	if (!buf)
-		die("out of memory");
-	struct wbuf w = wbuf_on(buf, need);
-	msg_query(&w, sql);
-	server_send(s, &w);
-	free(buf);
+	server_send_query(s, sql);
 	s->in_setup = true;
 	s->setup_failed = false;
 	txn_request(&s->txn, 'Q');

@@ -7,11 +7,6 @@
 
 #include "proto/frame.h"
 
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 static uint8_t *put32(uint8_t *q, uint32_t v)
 {
 	q[0] = v >> 24;
@@ -145,6 +140,20 @@ void msg_query(struct wbuf *w, const char *sql)
 void msg_terminate(struct wbuf *w)
 {
 	msg_empty(w, 'X');
+}
+
+void msg_named(struct wbuf *w, char type, const void *prefix, size_t plen, const char *name,
+	       const void *rest, size_t rlen)
+{
+	size_t nlen = strlen(name) + 1;
+	uint8_t *q = msg_begin(w, (uint8_t)type, plen + nlen + rlen);
+	if (!q)
+		return;
+	if (plen)
+		memcpy(q, prefix, plen);
+	memcpy(q + plen, name, nlen);
+	if (rlen)
+		memcpy(q + plen + nlen, rest, rlen);
 }
 
 void msg_empty(struct wbuf *w, char type)
@@ -285,7 +294,7 @@ int msg_parse_startup(const uint8_t *pkt, size_t len, struct startup *s, const c
 		*why = "startup packet too short";
 		return -EPROTO;
 	}
-	if (get32(pkt) != len) {
+	if (msg_get32(pkt) != len) {
 		*why = "startup packet length does not match its length field";
 		return -EPROTO;
 	}
@@ -293,7 +302,7 @@ int msg_parse_startup(const uint8_t *pkt, size_t len, struct startup *s, const c
 		*why = "startup packet too long";
 		return -EPROTO;
 	}
-	s->code = get32(pkt + 4);
+	s->code = msg_get32(pkt + 4);
 	switch (s->code) {
 	case PROTO_SSL_CODE:
 	case PROTO_GSSENC_CODE:
@@ -307,8 +316,8 @@ int msg_parse_startup(const uint8_t *pkt, size_t len, struct startup *s, const c
 			*why = "bad CancelRequest length";
 			return -EPROTO;
 		}
-		s->pid = get32(pkt + 8);
-		s->key = get32(pkt + 12);
+		s->pid = msg_get32(pkt + 8);
+		s->key = msg_get32(pkt + 12);
 		return 0;
 	case PROTO_V3:
 		return parse_params(pkt, len, s, why);
@@ -381,8 +390,8 @@ int msg_parse_backend_key(const uint8_t *body, size_t n, uint32_t *pid, uint32_t
 {
 	if (n != 8)
 		return -EPROTO;
-	*pid = get32(body);
-	*key = get32(body + 4);
+	*pid = msg_get32(body);
+	*key = msg_get32(body + 4);
 	return 0;
 }
 
@@ -391,7 +400,7 @@ int msg_parse_auth(const uint8_t *body, size_t n, uint32_t *code,
 {
 	if (n < 4)
 		return -EPROTO;
-	*code = get32(body);
+	*code = msg_get32(body);
 	*data = body + 4;
 	*dn = n - 4;
 	/* Fixed shapes are checked here so callers can trust them. */
@@ -415,7 +424,7 @@ int msg_parse_sasl_initial(const uint8_t *body, size_t n, const char **mechanism
 	if (!*mechanism || n - k - 1 < 4)
 		return -EPROTO;
 	rest = n - k - 1 - 4;
-	len = get32(body + k + 1);
+	len = msg_get32(body + k + 1);
 	*data = NULL;
 	*dn = 0;
 	if (len == UINT32_MAX)

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define PROTO_V3          196608u   /* 3.0 */
 #define PROTO_CANCEL_CODE 80877102u
@@ -24,6 +25,12 @@ struct wbuf {
 	bool     overflow;
 };
 
+/* A big-endian int32 as the protocol writes lengths and codes. */
+static inline uint32_t msg_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static inline struct wbuf wbuf_on(void *p, size_t cap)
 {
 	return (struct wbuf){ .p = p, .len = 0, .cap = cap, .overflow = false };
@@ -39,6 +46,14 @@ void msg_backend_key(struct wbuf *w, uint32_t pid, uint32_t key);
 void msg_ready(struct wbuf *w, char status);
 void msg_query(struct wbuf *w, const char *sql);
 void msg_terminate(struct wbuf *w);
+/*
+ * A message of type whose body is prefix, a NUL-terminated name, then rest:
+ * how Parse, Bind, Describe and Close carry a statement name, so a name can
+ * be swapped. MSG_NAMED_LEN is its total size, type byte included.
+ */
+#define MSG_NAMED_LEN(plen, name, rlen) (5 + (plen) + strlen(name) + 1 + (rlen))
+void msg_named(struct wbuf *w, char type, const void *prefix, size_t plen, const char *name,
+	       const void *rest, size_t rlen);
 /* A message with no body: ParseComplete '1', CloseComplete '3', ... */
 void msg_empty(struct wbuf *w, char type);
 /* kv: name, value, name, value, ..., NULL. Protocol 3.0. */

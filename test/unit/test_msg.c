@@ -119,6 +119,27 @@ static void test_builders(void)
 	printf("ok - PasswordMessage, SASLInitialResponse (data, none, empty), SASLResponse\n");
 }
 
+/* msg_named: a Bind/Describe with its statement name swapped, byte for byte. */
+static void test_named(void)
+{
+	uint8_t buf[64];
+	static const uint8_t rest[] = { 0, 0, 0, 1, 0, 0 };
+	struct wbuf w = wbuf_on(buf, sizeof buf);
+	msg_named(&w, 'B', "p1", 3, "rb_x", rest, sizeof rest);
+	CHECK(!w.overflow && w.len == MSG_NAMED_LEN(3, "rb_x", sizeof rest));
+	CHECK(buf[0] == 'B' && msg_get32(buf + 1) == w.len - 1);
+	CHECK(memcmp(buf + 5, "p1\0rb_x\0", 8) == 0 && memcmp(buf + 13, rest, sizeof rest) == 0);
+	/* Empty prefix and rest (a Parse of a shared name with no body yet). */
+	w = wbuf_on(buf, sizeof buf);
+	msg_named(&w, 'P', NULL, 0, "", NULL, 0);
+	CHECK(!w.overflow && w.len == 6 && msg_get32(buf + 1) == 5 && buf[5] == 0);
+	/* Too small: nothing written, overflow set. */
+	w = wbuf_on(buf, 8);
+	msg_named(&w, 'D', "S", 1, "a_long_statement_name", NULL, 0);
+	CHECK(w.overflow && w.len == 0);
+	printf("ok - msg_named\n");
+}
+
 static void test_wbuf(void)
 {
 	uint8_t buf[64];
@@ -338,6 +359,7 @@ static void test_parsers(void)
 int main(void)
 {
 	test_builders();
+	test_named();
 	test_wbuf();
 	test_startup();
 	test_parsers();
