@@ -8,11 +8,29 @@
 
 #include "lib/log.h"
 
+static void give(struct bufring *b, uint16_t bid)
+{
+	io_uring_buf_ring_add(b->br, bufring_addr(b, bid), b->size, bid,
+			      io_uring_buf_ring_mask(b->count), b->unpublished);
+	b->unpublished++;
+	b->in_ring++;
+}
+
+/* Hands the kernel n buffers it has never had (ids from active up). */
+static void provide_more(struct bufring *b, uint32_t n)
+{
+	if (n > b->count - b->active)
+		n = b->count - b->active;
+	for (uint32_t i = 0; i < n; i++)
+		give(b, (uint16_t)(b->active + i));
+	b->active += n;
+}
+
 int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
-		 uint32_t count, uint32_t size)
+		 uint32_t count, uint32_t initial, uint32_t size)
 {
 	memset(b, 0, sizeof *b);
-	if (count == 0 || count > 32768 || (count & (count - 1)))
+	if (count == 0 || count > 32768 || (count & (count - 1)) || initial == 0 || initial > count)
 		return -EINVAL;
 	size_t ring_bytes = (size_t)count * sizeof(struct io_uring_buf);
 	void *r = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -44,11 +62,8 @@ int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
 	if (ret < 0)
 		goto fail;
 	io_uring_buf_ring_init(b->br);
-	for (uint32_t i = 0; i < count; i++)
-		io_uring_buf_ring_add(b->br, bufring_addr(b, i), size, i,
-				      io_uring_buf_ring_mask(count), i);
-	io_uring_buf_ring_advance(b->br, count);
-	b->in_ring = count;
+	provide_more(b, initial);
+	bufring_publish(b);
 	return 0;
 
 fail_nomem:
@@ -74,9 +89,12 @@ void bufring_destroy(struct bufring *b, struct io_uring *ring)
 
 void bufring_take(struct bufring *b, uint16_t bid)
 {
-	must(bid < b->count && b->refs[bid] == 0);
+	must(bid < b->active && b->refs[bid] == 0);
 	b->refs[bid] = 1;
 	b->in_ring--;
+	/* Below a quarter left, double: busy connections get room before the ring runs dry. */
+	if (b->in_ring * 4 < b->active && b->active < b->count)
+		provide_more(b, b->active);
 }
 
 void bufring_put(struct bufring *b, uint16_t bid)
@@ -84,10 +102,7 @@ void bufring_put(struct bufring *b, uint16_t bid)
 	must(bid < b->count && b->refs[bid] > 0);
 	if (--b->refs[bid])
 		return;
-	io_uring_buf_ring_add(b->br, bufring_addr(b, bid), b->size, bid,
-			      io_uring_buf_ring_mask(b->count), b->unpublished);
-	b->unpublished++;
-	b->in_ring++;
+	give(b, bid);
 }
 
 void bufring_publish(struct bufring *b)

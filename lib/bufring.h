@@ -15,16 +15,24 @@ struct bufring {
 	struct io_uring_buf_ring *br;
 	uint8_t  *mem;
 	uint16_t *refs;
-	uint32_t  count;
+	uint32_t  count;      /* buffers mapped */
+	uint32_t  active;     /* buffers ever given to the kernel: ids below this */
 	uint32_t  size;
 	uint32_t  in_ring;    /* buffers the kernel can pick */
 	uint16_t  bgid;
 	uint16_t  unpublished;
 };
 
-/* Registers count buffers of size bytes as group bgid. 0 or -errno. Worker thread. */
+/*
+ * Registers room for count buffers of size bytes as group bgid and provides
+ * the first `initial` of them; more are provided, doubling, when the ring runs
+ * low (bufring_take). The kernel cycles through every buffer it is given, so
+ * each one provided ends up resident: starting small keeps a worker with few
+ * busy connections from touching the pages of all count. 0 or -errno. Worker
+ * thread.
+ */
 int bufring_init(struct bufring *b, struct io_uring *ring, uint16_t bgid,
-		 uint32_t count, uint32_t size) __attribute__((warn_unused_result));
+		 uint32_t count, uint32_t initial, uint32_t size) __attribute__((warn_unused_result));
 void bufring_destroy(struct bufring *b, struct io_uring *ring);
 
 static inline uint8_t *bufring_addr(const struct bufring *b, uint16_t bid)

@@ -17,6 +17,7 @@
 
 #define WORKER_RING_ENTRIES 4096
 #define WORKER_BUF_COUNT    1024
+#define WORKER_BUF_INITIAL  64    /* provided at start; grows under load (lib/bufring.h) */
 #define WORKER_BUF_SIZE     (16 * 1024)
 #define WORKER_TICK_MS      100
 #define WORKER_IOVS         256   /* sendmsg vectors between two submits */
@@ -338,7 +339,8 @@ static int worker_setup(struct worker *w)
 		io_uring_queue_exit(&w->ring);
 		return -ENOMEM;
 	}
-	ret = bufring_init(&w->br, &w->ring, 0, WORKER_BUF_COUNT, WORKER_BUF_SIZE);
+	ret = bufring_init(&w->br, &w->ring, 0, WORKER_BUF_COUNT, WORKER_BUF_INITIAL,
+			   WORKER_BUF_SIZE);
 	if (ret < 0) {
 		free(w->iovs);
 		io_uring_queue_exit(&w->ring);

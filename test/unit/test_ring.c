@@ -32,8 +32,9 @@ static void test_bufring(void)
 		return;
 	}
 	struct bufring br;
-	CHECK(bufring_init(&br, &ring, 3, 4, 64) == 0);
-	CHECK(bufring_init(&(struct bufring){ 0 }, &ring, 4, 3, 64) == -EINVAL); /* not a power of two */
+	CHECK(bufring_init(&br, &ring, 3, 4, 4, 64) == 0);
+	CHECK(bufring_init(&(struct bufring){ 0 }, &ring, 4, 3, 3, 64) == -EINVAL); /* not a power of two */
+	CHECK(bufring_init(&(struct bufring){ 0 }, &ring, 4, 4, 0, 64) == -EINVAL);
 	CHECK(br.in_ring == 4);
 
 	int sv[2];
@@ -82,9 +83,52 @@ static void test_bufring(void)
 	io_uring_queue_exit(&ring);
 }
 
+/* A ring that starts with 2 of 16 buffers grows, doubling, as receives hold them, and never past 16. */
+static void test_bufring_grows(void)
+{
+	struct io_uring ring;
+	if (io_uring_queue_init(64, &ring, 0) < 0)
+		return;
+	struct bufring br;
+	CHECK(bufring_init(&br, &ring, 5, 16, 2, 64) == 0);
+	CHECK(br.active == 2 && br.in_ring == 2);
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	uint32_t seen_active[20];
+	int got = 0;
+	for (int i = 0; i < 20; i++) {
+		CHECK(write(sv[1], "x", 1) == 1);
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+		io_uring_prep_recv(sqe, sv[0], NULL, 0, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = 5;
+		io_uring_submit(&ring);
+		struct io_uring_cqe *cqe;
+		CHECK(io_uring_wait_cqe(&ring, &cqe) == 0);
+		int res = cqe->res;
+		unsigned flags = cqe->flags;
+		io_uring_cqe_seen(&ring, cqe);
+		if (res == -ENOBUFS)
+			break;
+		CHECK(res == 1);
+		bufring_take(&br, (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT));
+		bufring_publish(&br);
+		seen_active[got++] = br.active;
+	}
+	/* 16 buffers held, then the ring is dry: no more than count was ever provided. */
+	CHECK(got == 16);
+	CHECK(seen_active[0] == 2 && seen_active[1] == 4 && seen_active[3] == 8 && seen_active[got - 1] == 16);
+	CHECK(br.in_ring == 0);
+	close(sv[0]);
+	close(sv[1]);
+	bufring_destroy(&br, &ring);
+	io_uring_queue_exit(&ring);
+}
+
 int main(void)
 {
 	test_ud();
 	test_bufring();
+	test_bufring_grows();
 	return check_summary();
 }
