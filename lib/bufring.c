@@ -105,6 +105,12 @@ void bufring_put(struct bufring *b, uint16_t bid)
 	give(b, bid);
 }
 
+void bufring_starved(struct bufring *b)
+{
+	if (b->active < b->count)
+		provide_more(b, b->active);
+}
+
 void bufring_publish(struct bufring *b)
 {
 	if (!b->unpublished)

@@ -45,5 +45,7 @@ void bufring_take(struct bufring *b, uint16_t bid);
 static inline void bufring_ref(struct bufring *b, uint16_t bid) { b->refs[bid]++; }
 /* Drops a reference; the last one returns the buffer to the ring. */
 void bufring_put(struct bufring *b, uint16_t bid);
+/* A receive found the ring empty: provide more buffers if any are left to give. */
+void bufring_starved(struct bufring *b);
 /* Makes the buffers returned since the last call visible to the kernel. */
 void bufring_publish(struct bufring *b);

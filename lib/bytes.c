@@ -38,3 +38,13 @@ void bytes_free(struct bytes *b)
 	free(b->p);
 	*b = (struct bytes){ 0 };
 }
+
+void *bytes_grow_array(void *v, uint32_t *cap, size_t elem, uint32_t first)
+{
+	uint32_t ncap = *cap ? *cap * 2 : first;
+	void *nv = realloc(v, (size_t)ncap * elem);
+	if (!nv)
+		die("out of memory");
+	*cap = ncap;
+	return nv;
+}

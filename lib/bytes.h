@@ -1,4 +1,4 @@
-/* A growable byte buffer for the few places that gather whole messages (logins), off the relay path. */
+/* A growable byte buffer for the few places that gather whole messages (logins), off the relay path; and array growth. */
 #pragma once
 
 #include <stdbool.h>
@@ -16,3 +16,6 @@ bool bytes_append(struct bytes *b, const void *src, size_t n, uint32_t max)
 /* Drops the first n bytes. */
 void bytes_consume(struct bytes *b, uint32_t n);
 void bytes_free(struct bytes *b);
+
+/* Doubles the capacity of array v of elem-sized items (to `first` when empty); dies when out of memory. */
+void *bytes_grow_array(void *v, uint32_t *cap, size_t elem, uint32_t first);

@@ -1,5 +1,6 @@
 /* Loading the YAML configuration into struct cfg, reporting every problem as file:line:col, and look-ups in it. */
 #include "lib/cfg.h"
+#include "lib/cfg_internal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -20,10 +21,7 @@
 
 #define CFG_DURATION_EXPECT "a duration like 30s, 500ms, 5m, 1h, 2d or a number of seconds"
 
-/* Nothing can start without its configuration, so running out of memory here is not worth unwinding. */
-#define cfg_oom() do { fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__); abort(); } while (0)
-
-static void *xcalloc(size_t n, size_t size)
+void *cfg_xcalloc(size_t n, size_t size)
 {
 	void *p = calloc(n ? n : 1, size);
 
@@ -32,7 +30,7 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static void *xrealloc(void *p, size_t size)
+void *cfg_xrealloc(void *p, size_t size)
 {
 	p = realloc(p, size ? size : 1);
 	if (!p)
@@ -40,7 +38,7 @@ static void *xrealloc(void *p, size_t size)
 	return p;
 }
 
-static char *xstrdup(const char *s)
+char *cfg_xstrdup(const char *s)
 {
 	char *d = strdup(s);
 
@@ -70,7 +68,7 @@ static char *xvasprintf(const char *fmt, va_list ap)
 	va_end(ap2);
 	if (n < 0)
 		cfg_oom();
-	s = xcalloc(1, (size_t)n + 1);
+	s = cfg_xcalloc(1, (size_t)n + 1);
 	vsnprintf(s, (size_t)n + 1, fmt, ap);
 	return s;
 }
@@ -80,7 +78,7 @@ static void errs_add(struct cfg_errors *errs, const char *fmt, ...)
 {
 	va_list ap;
 
-	errs->msg = xrealloc(errs->msg, (errs->n + 1) * sizeof(*errs->msg));
+	errs->msg = cfg_xrealloc(errs->msg, (errs->n + 1) * sizeof(*errs->msg));
 	va_start(ap, fmt);
 	errs->msg[errs->n++] = xvasprintf(fmt, ap);
 	va_end(ap);
@@ -99,22 +97,11 @@ struct ref {
 	yaml_mark_t mark;
 };
 
-struct ctx {
-	const char *path;
-	yaml_document_t *doc;
-	struct cfg *c;
-	struct diag *diag;
-	size_t ndiag;
-	struct ref *refs;
-	size_t nrefs;
-};
-
-__attribute__((format(printf, 3, 4)))
-static void report(struct ctx *x, yaml_mark_t m, const char *fmt, ...)
+void cfg_report(struct ctx *x, yaml_mark_t m, const char *fmt, ...)
 {
 	va_list ap;
 
-	x->diag = xrealloc(x->diag, (x->ndiag + 1) * sizeof(*x->diag));
+	x->diag = cfg_xrealloc(x->diag, (x->ndiag + 1) * sizeof(*x->diag));
 	va_start(ap, fmt);
 	x->diag[x->ndiag++] = (struct diag){ m.line + 1, m.column + 1, xvasprintf(fmt, ap) };
 	va_end(ap);
@@ -166,68 +153,12 @@ static uint32_t online_cpus(void)
 
 /* ---- Walking the YAML document ---- */
 
-struct key;
-typedef void parse_fn(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field);
-
-enum {
-	K_REQUIRED = 1 << 0,
-	K_NULLABLE = 1 << 1,   /* an empty value or null leaves the field NULL */
-	K_NONEMPTY = 1 << 2,
-};
-
-struct section {
-	const struct key *keys;
-	size_t n;
-};
-
-/* One key of a mapping: how to parse its value, and where in the struct being filled it goes. */
-struct key {
-	const char *name;
-	parse_fn *parse;
-	size_t off;                 /* offset of the field in the struct being filled */
-	const char *expect;         /* completes "'name' must be ..." */
-	unsigned flags;
-	const struct section *sub;  /* for a nested mapping parsed into the same struct */
-};
-
-static yaml_node_t *node(struct ctx *x, int i)
-{
-	return yaml_document_get_node(x->doc, i);
-}
-
-static size_t npairs(const yaml_node_t *m)
-{
-	return (size_t)(m->data.mapping.pairs.top - m->data.mapping.pairs.start);
-}
-
-static const char *sval(const yaml_node_t *n)
-{
-	return (const char *)n->data.scalar.value;
-}
-
-/* libyaml escapes can put NUL bytes in a scalar; C strings would silently cut them. */
-static bool has_nul(const yaml_node_t *n)
-{
-	return strlen(sval(n)) != n->data.scalar.length;
-}
-
-/* An empty plain value or YAML's null spellings; a quoted "" is a real empty string. */
-static bool is_null(const yaml_node_t *n)
-{
-	const char *s;
-
-	if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
-		return false;
-	s = sval(n);
-	return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
-}
-
-static void bad(struct ctx *x, const struct key *k, const yaml_node_t *v, const char *text)
+void cfg_bad(struct ctx *x, const struct key *k, const yaml_node_t *v, const char *text)
 {
 	if (text)
-		report(x, v->start_mark, "'%s' must be %s, not '%s'", k->name, k->expect, text);
+		cfg_report(x, v->start_mark, "'%s' must be %s, not '%s'", k->name, k->expect, text);
 	else
-		report(x, v->start_mark, "'%s' must be %s", k->name, k->expect);
+		cfg_report(x, v->start_mark, "'%s' must be %s", k->name, k->expect);
 }
 
 static bool is_var_char(char c, bool first)
@@ -249,19 +180,19 @@ static const char *env_ref(struct ctx *x, yaml_mark_t m, const char **s)
 	for (size_t i = 1; valid && i < len; i++)
 		valid = is_var_char(name[i], false);
 	if (!end) {
-		report(x, m, "unterminated '${' (write '$${' for a literal '${')");
+		cfg_report(x, m, "unterminated '${' (write '$${' for a literal '${')");
 		*s += strlen(*s);
 		return NULL;
 	}
 	*s = end + 1;
 	if (!valid) {
-		report(x, m, "invalid environment variable name '%.*s'", (int)len, name);
+		cfg_report(x, m, "invalid environment variable name '%.*s'", (int)len, name);
 		return NULL;
 	}
 	var = xstrndup(name, len);
 	val = getenv(var);
 	if (!val)
-		report(x, m, "environment variable '%s' is not set", var);
+		cfg_report(x, m, "environment variable '%s' is not set", var);
 	free(var);
 	return val;
 }
@@ -270,7 +201,7 @@ static const char *env_ref(struct ctx *x, yaml_mark_t m, const char **s)
 static char *interpolate(struct ctx *x, yaml_mark_t m, const char *s)
 {
 	size_t cap = strlen(s) + 1, len = 0;
-	char *out = xcalloc(1, cap);
+	char *out = cfg_xcalloc(1, cap);
 	bool ok = true;
 
 	while (*s) {
@@ -291,7 +222,7 @@ static char *interpolate(struct ctx *x, yaml_mark_t m, const char *s)
 		}
 		if (len + n + 1 > cap) {
 			cap = (len + n + 1) * 2;
-			out = xrealloc(out, cap);
+			out = cfg_xrealloc(out, cap);
 		}
 		if (n)
 			memcpy(out + len, add, n);
@@ -305,23 +236,21 @@ static char *interpolate(struct ctx *x, yaml_mark_t m, const char *s)
 	return out;
 }
 
-/* The interpolated text of scalar value v, or NULL after reporting why there is none. */
-static char *text(struct ctx *x, const struct key *k, const yaml_node_t *v)
+char *cfg_text(struct ctx *x, const struct key *k, const yaml_node_t *v)
 {
 	if (v->type != YAML_SCALAR_NODE || is_null(v) || has_nul(v)) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return NULL;
 	}
 	return interpolate(x, v->start_mark, sval(v));
 }
 
-/* A mapping key as a C string, or NULL after reporting a non-string or a repeated key. */
-static const char *key_name(struct ctx *x, const yaml_node_t *map, const yaml_node_pair_t *p)
+const char *cfg_key_name(struct ctx *x, const yaml_node_t *map, const yaml_node_pair_t *p)
 {
 	const yaml_node_t *k = node(x, p->key);
 
 	if (k->type != YAML_SCALAR_NODE || !k->data.scalar.length || has_nul(k)) {
-		report(x, k->start_mark, "keys must be non-empty strings");
+		cfg_report(x, k->start_mark, "keys must be non-empty strings");
 		return NULL;
 	}
 	/* libyaml keeps repeated keys; quadratic is fine for hand-written files. */
@@ -329,24 +258,21 @@ static const char *key_name(struct ctx *x, const yaml_node_t *map, const yaml_no
 		const yaml_node_t *o = node(x, q->key);
 
 		if (o->type == YAML_SCALAR_NODE && !strcmp(sval(o), sval(k))) {
-			report(x, k->start_mark, "duplicate key '%s' (first at line %zu)", sval(k), o->start_mark.line + 1);
+			cfg_report(x, k->start_mark, "duplicate key '%s' (first at line %zu)", sval(k),
+				   o->start_mark.line + 1);
 			return NULL;
 		}
 	}
 	return sval(k);
 }
 
-/*
- * Parses mapping map by the keys of s into base. A missing required key is
- * reported at owner (the key that introduced the mapping, else the mapping).
- */
-static void parse_map(struct ctx *x, const yaml_node_t *map, const struct section *s, void *base,
+void cfg_parse_map(struct ctx *x, const yaml_node_t *map, const struct section *s, void *base,
 		      const char *kind, const yaml_node_t *owner)
 {
 	uint64_t seen = 0;
 
 	for (const yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
-		const char *name = key_name(x, map, p);
+		const char *name = cfg_key_name(x, map, p);
 		size_t i;
 
 		if (!name)
@@ -354,7 +280,7 @@ static void parse_map(struct ctx *x, const yaml_node_t *map, const struct sectio
 		for (i = 0; i < s->n && strcmp(s->keys[i].name, name); i++)
 			;
 		if (i == s->n) {
-			report(x, node(x, p->key)->start_mark, "unknown key '%s'", name);
+			cfg_report(x, node(x, p->key)->start_mark, "unknown key '%s'", name);
 			continue;
 		}
 		seen |= 1ull << i;
@@ -364,33 +290,21 @@ static void parse_map(struct ctx *x, const yaml_node_t *map, const struct sectio
 		if (!(s->keys[i].flags & K_REQUIRED) || (seen & (1ull << i)))
 			continue;
 		if (owner)
-			report(x, owner->start_mark, "%s '%s' needs '%s'", kind, sval(owner), s->keys[i].name);
+			cfg_report(x, owner->start_mark, "%s '%s' needs '%s'", kind, sval(owner), s->keys[i].name);
 		else
-			report(x, map->start_mark, "%s needs '%s'", kind, s->keys[i].name);
+			cfg_report(x, map->start_mark, "%s needs '%s'", kind, s->keys[i].name);
 	}
 }
 
-/* A value that may be one scalar or a sequence of them, seen as a list. */
-static size_t list_len(const yaml_node_t *v)
-{
-	return v->type == YAML_SEQUENCE_NODE ?
-	       (size_t)(v->data.sequence.items.top - v->data.sequence.items.start) : 1;
-}
-
-static const yaml_node_t *list_item(struct ctx *x, const yaml_node_t *v, size_t i)
-{
-	return v->type == YAML_SEQUENCE_NODE ? node(x, v->data.sequence.items.start[i]) : v;
-}
-
-static void p_str(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
+void cfg_p_str(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
 {
 	char **dst = field, *s;
 
 	if ((k->flags & K_NULLABLE) && is_null(v))
 		return;
-	s = text(x, k, v);
+	s = cfg_text(x, k, v);
 	if (s && (k->flags & K_NONEMPTY) && !*s) {
-		bad(x, k, v, s);
+		cfg_bad(x, k, v, s);
 		free(s);
 		return;
 	}
@@ -405,26 +319,26 @@ static void p_secret(struct ctx *x, const struct key *k, const yaml_node_t *v, v
 {
 	const char *why;
 
-	p_str(x, k, v, field);
+	cfg_p_str(x, k, v, field);
 	if (*(char **)field && cfg_check_secret(*(char **)field, &why))
-		report(x, v->start_mark, "'%s' %s", k->name, why);
+		cfg_report(x, v->start_mark, "'%s' %s", k->name, why);
 }
 
-static void p_uint(struct ctx *x, const struct key *k, const yaml_node_t *v, uint64_t min, uint64_t max,
+void cfg_p_uint(struct ctx *x, const struct key *k, const yaml_node_t *v, uint64_t min, uint64_t max,
 		   uint64_t *n)
 {
-	char *s = text(x, k, v);
+	char *s = cfg_text(x, k, v);
 
 	if (s && cfg_parse_uint(s, min, max, n))
-		bad(x, k, v, s);
+		cfg_bad(x, k, v, s);
 	free(s);
 }
 
-static void p_count(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
+void cfg_p_count(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
 {
 	uint64_t n = 0;
 
-	p_uint(x, k, v, 1, UINT32_MAX, &n);
+	cfg_p_uint(x, k, v, 1, UINT32_MAX, &n);
 	if (n)
 		*(uint32_t *)field = (uint32_t)n;
 }
@@ -433,20 +347,20 @@ static void p_port(struct ctx *x, const struct key *k, const yaml_node_t *v, voi
 {
 	uint64_t n = 0;
 
-	p_uint(x, k, v, 1, 65535, &n);
+	cfg_p_uint(x, k, v, 1, 65535, &n);
 	if (n)
 		*(uint16_t *)field = (uint16_t)n;
 }
 
 static void p_workers(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
 {
-	char *s = text(x, k, v);
+	char *s = cfg_text(x, k, v);
 	uint64_t n;
 
 	if (s && !strcmp(s, "auto"))
 		*(uint32_t *)field = online_cpus();
 	else if (s && cfg_parse_uint(s, 1, CFG_MAX_WORKERS, &n))
-		bad(x, k, v, s);
+		cfg_bad(x, k, v, s);
 	else if (s)
 		*(uint32_t *)field = (uint32_t)n;
 	free(s);
@@ -454,35 +368,27 @@ static void p_workers(struct ctx *x, const struct key *k, const yaml_node_t *v, 
 
 static void p_duration(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
 {
-	char *s = text(x, k, v);
+	char *s = cfg_text(x, k, v);
 
 	if (s && cfg_parse_duration(s, field))
-		bad(x, k, v, s);
+		cfg_bad(x, k, v, s);
 	free(s);
 }
 
-/* The index of v's text in names, or -1 after reporting. */
-static int p_enum(struct ctx *x, const struct key *k, const yaml_node_t *v, const char *const *names, size_t n)
+int cfg_p_enum(struct ctx *x, const struct key *k, const yaml_node_t *v, const char *const *names, size_t n)
 {
-	char *s = text(x, k, v);
+	char *s = cfg_text(x, k, v);
 	int r = -1;
 
 	for (size_t i = 0; s && i < n && r < 0; i++)
 		if (!strcmp(s, names[i]))
 			r = (int)i;
 	if (s && r < 0)
-		bad(x, k, v, s);
+		cfg_bad(x, k, v, s);
 	free(s);
 	return r;
 }
 
-#define P_ENUM(fn, type, names)                                                         \
-	static void fn(struct ctx *x, const struct key *k, const yaml_node_t *v, void *f) \
-	{                                                                               \
-		int i = p_enum(x, k, v, names, sizeof(names) / sizeof(names[0]));      \
-		if (i >= 0)                                                             \
-			*(type *)f = (type)i;                                           \
-	}
 P_ENUM(p_log_level, enum cfg_log_level, level_names)
 P_ENUM(p_auth_method, enum cfg_auth, auth_names)
 P_ENUM(p_pool_mode, enum cfg_pool_mode, pool_mode_names)
@@ -490,10 +396,10 @@ P_ENUM(p_pool_mode, enum cfg_pool_mode, pool_mode_names)
 static void p_section(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
 {
 	if (v->type != YAML_MAPPING_NODE) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
-	parse_map(x, v, k->sub, field, k->name, NULL);
+	cfg_parse_map(x, v, k->sub, field, k->name, NULL);
 }
 
 static void p_listen(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
@@ -502,17 +408,17 @@ static void p_listen(struct ctx *x, const struct key *k, const yaml_node_t *v, v
 	size_t n = list_len(v);
 
 	if (v->type == YAML_MAPPING_NODE || n == 0) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
-	c->listen = xcalloc(n, sizeof(*c->listen));
+	c->listen = cfg_xcalloc(n, sizeof(*c->listen));
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *item = list_item(x, v, i);
-		char *s = text(x, k, item);
+		char *s = cfg_text(x, k, item);
 		const char *why;
 
 		if (s && cfg_parse_listen(s, &c->listen[c->nlisten], &why))
-			report(x, item->start_mark, "'%s' entry '%s' %s", k->name, s, why);
+			cfg_report(x, item->start_mark, "'%s' entry '%s' %s", k->name, s, why);
 		else if (s)
 			c->nlisten++;
 		free(s);
@@ -521,7 +427,7 @@ static void p_listen(struct ctx *x, const struct key *k, const yaml_node_t *v, v
 
 static void add_ref(struct ctx *x, const char *user, const char *db, yaml_mark_t m)
 {
-	x->refs = xrealloc(x->refs, (x->nrefs + 1) * sizeof(*x->refs));
+	x->refs = cfg_xrealloc(x->refs, (x->nrefs + 1) * sizeof(*x->refs));
 	x->refs[x->nrefs++] = (struct ref){ user, db, m };
 }
 
@@ -531,15 +437,15 @@ static void p_admin_users(struct ctx *x, const struct key *k, const yaml_node_t 
 	size_t n = list_len(v);
 
 	if (v->type == YAML_MAPPING_NODE) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
-	c->admin_users = xcalloc(n, sizeof(*c->admin_users));
+	c->admin_users = cfg_xcalloc(n, sizeof(*c->admin_users));
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *item = list_item(x, v, i);
 		char *s = NULL;
 
-		p_str(x, k, item, &s);
+		cfg_p_str(x, k, item, &s);
 		if (s) {
 			c->admin_users[c->nadmin_users++] = s;
 			add_ref(x, s, NULL, item->start_mark);
@@ -577,18 +483,18 @@ static void p_track_parameters(struct ctx *x, const struct key *k, const yaml_no
 	size_t n = list_len(v);
 
 	if (v->type == YAML_MAPPING_NODE) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
 	track_parameters_free(c);
-	c->track_parameters = xcalloc(n ? n : 1, sizeof(*c->track_parameters));
+	c->track_parameters = cfg_xcalloc(n ? n : 1, sizeof(*c->track_parameters));
 	for (size_t i = 0; i < n; i++) {
 		const yaml_node_t *item = list_item(x, v, i);
 		char *name = NULL;
 
-		p_str(x, k, item, &name);
+		cfg_p_str(x, k, item, &name);
 		if (name && !is_parameter_name(name)) {
-			bad(x, k, item, "a parameter name such as TimeZone");
+			cfg_bad(x, k, item, "a parameter name such as TimeZone");
 			free(name);
 			name = NULL;
 		}
@@ -597,8 +503,6 @@ static void p_track_parameters(struct ctx *x, const struct key *k, const yaml_no
 	}
 }
 
-#define SECTION(keys) { keys, sizeof(keys) / sizeof(keys[0]) }
-
 static const struct key user_keys[] = {
 	{ .name = "password", .parse = p_secret, .off = offsetof(struct cfg_user, password), .flags = K_REQUIRED,
 	  .expect = "a string: a password, an md5 secret or a SCRAM secret" },
@@ -606,34 +510,33 @@ static const struct key user_keys[] = {
 static const struct section user_section = SECTION(user_keys);
 
 static const struct key db_keys[] = {
-	{ .name = "host", .parse = p_str, .off = offsetof(struct cfg_db, host), .flags = K_REQUIRED | K_NONEMPTY,
+	{ .name = "host", .parse = cfg_p_str, .off = offsetof(struct cfg_db, host), .flags = K_REQUIRED | K_NONEMPTY,
 	  .expect = "a host name, an address or a socket directory" },
 	{ .name = "port", .parse = p_port, .off = offsetof(struct cfg_db, port),
 	  .expect = "a port number (1-65535)" },
-	{ .name = "dbname", .parse = p_str, .off = offsetof(struct cfg_db, dbname), .flags = K_NULLABLE | K_NONEMPTY,
+	{ .name = "dbname", .parse = cfg_p_str, .off = offsetof(struct cfg_db, dbname), .flags = K_NULLABLE | K_NONEMPTY,
 	  .expect = "a database name" },
-	{ .name = "user", .parse = p_str, .off = offsetof(struct cfg_db, user), .flags = K_NULLABLE | K_NONEMPTY,
+	{ .name = "user", .parse = cfg_p_str, .off = offsetof(struct cfg_db, user), .flags = K_NULLABLE | K_NONEMPTY,
 	  .expect = "a user name" },
-	{ .name = "password", .parse = p_str, .off = offsetof(struct cfg_db, password), .flags = K_NULLABLE,
+	{ .name = "password", .parse = cfg_p_str, .off = offsetof(struct cfg_db, password), .flags = K_NULLABLE,
 	  .expect = "a string" },
 	{ .name = "pool_mode", .parse = p_pool_mode, .off = offsetof(struct cfg_db, pool_mode),
 	  .expect = "one of session, transaction" },
-	{ .name = "pool_size", .parse = p_count, .off = offsetof(struct cfg_db, pool_size),
+	{ .name = "pool_size", .parse = cfg_p_count, .off = offsetof(struct cfg_db, pool_size),
 	  .expect = "a positive integer" },
 };
 static const struct section db_section = SECTION(db_keys);
 
-/* Parses one "name: { ... }" entry of users: or databases: into base. */
-static void parse_entry(struct ctx *x, const yaml_node_pair_t *p, const struct section *s, void *base,
+void cfg_parse_entry(struct ctx *x, const yaml_node_pair_t *p, const struct section *s, void *base,
 			const char *kind)
 {
 	const yaml_node_t *k = node(x, p->key), *v = node(x, p->value);
 
 	if (v->type != YAML_MAPPING_NODE) {
-		report(x, v->start_mark, "%s '%s' must be a mapping of keys like '%s'", kind, sval(k), s->keys[0].name);
+		cfg_report(x, v->start_mark, "%s '%s' must be a mapping of keys like '%s'", kind, sval(k), s->keys[0].name);
 		return;
 	}
-	parse_map(x, v, s, base, kind, k);
+	cfg_parse_map(x, v, s, base, kind, k);
 }
 
 static void p_users(struct ctx *x, const struct key *k, const yaml_node_t *v, void *field)
@@ -641,24 +544,23 @@ static void p_users(struct ctx *x, const struct key *k, const yaml_node_t *v, vo
 	struct cfg *c = field;
 
 	if (v->type != YAML_MAPPING_NODE) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
-	c->users = xcalloc(npairs(v), sizeof(*c->users));
+	c->users = cfg_xcalloc(npairs(v), sizeof(*c->users));
 	for (const yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-		const char *name = key_name(x, v, p);
+		const char *name = cfg_key_name(x, v, p);
 		struct cfg_user *u = &c->users[c->nusers];
 
 		if (!name)
 			continue;
-		u->name = xstrdup(name);
+		u->name = cfg_xstrdup(name);
 		c->nusers++;
-		parse_entry(x, p, &user_section, u, "user");
+		cfg_parse_entry(x, p, &user_section, u, "user");
 	}
 }
 
-/* The value node of key name in mapping m, or NULL. */
-static const yaml_node_t *map_get(struct ctx *x, const yaml_node_t *m, const char *name)
+const yaml_node_t *cfg_map_get(struct ctx *x, const yaml_node_t *m, const char *name)
 {
 	for (const yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
 		const yaml_node_t *k = node(x, p->key);
@@ -674,28 +576,29 @@ static void p_databases(struct ctx *x, const struct key *k, const yaml_node_t *v
 	struct cfg *c = field;
 
 	if (v->type != YAML_MAPPING_NODE || npairs(v) == 0) {
-		bad(x, k, v, NULL);
+		cfg_bad(x, k, v, NULL);
 		return;
 	}
-	c->dbs = xcalloc(npairs(v), sizeof(*c->dbs));
+	c->dbs = cfg_xcalloc(npairs(v), sizeof(*c->dbs));
 	for (const yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
-		const char *name = key_name(x, v, p);
+		const char *name = cfg_key_name(x, v, p);
 		const yaml_node_t *val = node(x, p->value);
 		struct cfg_db *db = &c->dbs[c->ndbs];
 
 		if (!name)
 			continue;
-		db->name = xstrdup(name);
+		db->name = cfg_xstrdup(name);
 		db->port = CFG_DEFAULT_PORT;
 		db->pool_mode = CFG_POOL_SESSION;
 		db->pool_size = CFG_DEFAULT_POOLSIZE;
 		c->ndbs++;
-		parse_entry(x, p, &db_section, db, "database");
+		cfg_parse_entry(x, p, &db_section, db, "database");
 		if (db->host && db->host[0] == '/' && strlen(db->host) > CFG_SOCKET_DIR_MAX)
-			report(x, map_get(x, val, "host")->start_mark, "'host' is a directory too long for a socket path");
+			cfg_report(x, cfg_map_get(x, val, "host")->start_mark,
+				   "'host' is a directory too long for a socket path");
 		/* The proxy can only log in as a configured user whose password it knows. */
 		if (db->user && !db->password)
-			add_ref(x, db->user, db->name, map_get(x, val, "user")->start_mark);
+			add_ref(x, db->user, db->name, cfg_map_get(x, val, "user")->start_mark);
 	}
 }
 
@@ -716,6 +619,14 @@ static const struct key admin_keys[] = {
 };
 static const struct section admin_section = SECTION(admin_keys);
 
+static const struct key quota_keys[] = {
+	{ .name = "state_file", .parse = cfg_p_str, .off = offsetof(struct cfg, quota_state_file), .flags = K_NONEMPTY,
+	  .expect = "a file name" },
+	{ .name = "log_interval", .parse = p_duration, .off = offsetof(struct cfg, quota_log_interval),
+	  .expect = CFG_DURATION_EXPECT },
+};
+static const struct section quota_section = SECTION(quota_keys);
+
 #define DURATION(key) \
 	{ .name = #key, .parse = p_duration, .off = offsetof(struct cfg, key), .expect = CFG_DURATION_EXPECT }
 
@@ -725,7 +636,7 @@ static const struct key top_keys[] = {
 	  .expect = "an address or a list of addresses (host:port, [v6addr]:port, unix:/dir[:port])" },
 	{ .name = "workers", .parse = p_workers, .off = offsetof(struct cfg, workers),
 	  .expect = "a positive integer or auto (at most 256)" },
-	{ .name = "max_client_connections", .parse = p_count, .off = offsetof(struct cfg, max_client_connections),
+	{ .name = "max_client_connections", .parse = cfg_p_count, .off = offsetof(struct cfg, max_client_connections),
 	  .expect = "a positive integer" },
 	{ .name = "log", .parse = p_section, .sub = &log_section, .expect = "a mapping like { level: info }" },
 	{ .name = "auth", .parse = p_section, .sub = &auth_section,
@@ -740,21 +651,25 @@ static const struct key top_keys[] = {
 	DURATION(server_idle_timeout),
 	DURATION(server_lifetime),
 	DURATION(shutdown_timeout),
-	{ .name = "server_reset_query", .parse = p_str, .off = offsetof(struct cfg, server_reset_query),
+	{ .name = "server_reset_query", .parse = cfg_p_str, .off = offsetof(struct cfg, server_reset_query),
 	  .expect = "a string (\"\" disables it)" },
-	{ .name = "max_prepared_statements", .parse = p_count,
+	{ .name = "max_prepared_statements", .parse = cfg_p_count,
 	  .off = offsetof(struct cfg, max_prepared_statements), .expect = "a positive integer" },
 	{ .name = "track_parameters", .parse = p_track_parameters,
 	  .expect = "a list of parameter names such as [TimeZone, search_path]" },
+	{ .name = "tenants", .parse = cfg_p_tenants,
+	  .expect = "a mapping of tenant names to { users: [...], databases: [...], ... }" },
+	{ .name = "quota", .parse = p_section, .sub = &quota_section,
+	  .expect = "a mapping like { state_file: ./ringbouncer-quota.state }" },
 };
 static const struct section top_section = SECTION(top_keys);
 _Static_assert(sizeof(top_keys) / sizeof(top_keys[0]) <= 64, "parse_map tracks seen keys in 64 bits");
 
 static struct cfg *cfg_new(const char *path)
 {
-	struct cfg *c = xcalloc(1, sizeof(*c));
+	struct cfg *c = cfg_xcalloc(1, sizeof(*c));
 
-	c->path = xstrdup(path);
+	c->path = cfg_xstrdup(path);
 	c->workers = online_cpus();
 	c->max_client_connections = CFG_DEFAULT_CLIENTS;
 	c->log_level = CFG_LOG_INFO;
@@ -765,12 +680,13 @@ static struct cfg *cfg_new(const char *path)
 	c->server_idle_timeout = 600000;
 	c->server_lifetime = 3600000;
 	c->shutdown_timeout = 30000;
-	c->server_reset_query = xstrdup("DISCARD ALL");
+	c->quota_log_interval = 60000;
+	c->server_reset_query = cfg_xstrdup("DISCARD ALL");
 	c->max_prepared_statements = 200;
 	size_t ntrack = sizeof default_track_parameters / sizeof default_track_parameters[0];
-	c->track_parameters = xcalloc(ntrack, sizeof(*c->track_parameters));
+	c->track_parameters = cfg_xcalloc(ntrack, sizeof(*c->track_parameters));
 	for (size_t i = 0; i < ntrack; i++)
-		c->track_parameters[c->ntrack_parameters++] = xstrdup(default_track_parameters[i]);
+		c->track_parameters[c->ntrack_parameters++] = cfg_xstrdup(default_track_parameters[i]);
 	return c;
 }
 
@@ -785,13 +701,13 @@ static void finish(struct ctx *x)
 		if (cfg_find_user(c, r->user))
 			continue;
 		if (r->db)
-			report(x, r->mark, "database '%s' has no password, so its user '%s' must be in users",
+			cfg_report(x, r->mark, "database '%s' has no password, so its user '%s' must be in users",
 			       r->db, r->user);
 		else
-			report(x, r->mark, "admin user '%s' is not in users", r->user);
+			cfg_report(x, r->mark, "admin user '%s' is not in users", r->user);
 	}
 	if (!c->listen) {
-		c->listen = xcalloc(1, sizeof(*c->listen));
+		c->listen = cfg_xcalloc(1, sizeof(*c->listen));
 		c->nlisten = 1;
 		strcpy(c->listen[0].host, CFG_DEFAULT_LISTEN);
 		c->listen[0].port = CFG_LISTEN_PORT_DEFAULT;
@@ -824,14 +740,14 @@ static void syntax_error(struct ctx *x, const yaml_parser_t *p, const char *buf,
 	if (p->error == YAML_READER_ERROR) {
 		m = mark_at(buf, len, p->problem_offset);
 		if (p->problem_value != -1)
-			report(x, m, "%s (byte 0x%x)", p->problem, (unsigned)p->problem_value);
+			cfg_report(x, m, "%s (byte 0x%x)", p->problem, (unsigned)p->problem_value);
 		else
-			report(x, m, "%s", p->problem);
+			cfg_report(x, m, "%s", p->problem);
 	} else if (p->context) {
-		report(x, m, "%s (%s at %zu:%zu)", p->problem, p->context,
+		cfg_report(x, m, "%s (%s at %zu:%zu)", p->problem, p->context,
 		       p->context_mark.line + 1, p->context_mark.column + 1);
 	} else {
-		report(x, m, "%s", p->problem ? p->problem : "invalid YAML");
+		cfg_report(x, m, "%s", p->problem ? p->problem : "invalid YAML");
 	}
 }
 
@@ -846,7 +762,7 @@ static int read_file(const char *path, char **buf, size_t *len, struct cfg_error
 		errs_add(errs, "%s: cannot open: %s", path, strerror(err));
 		return -err;
 	}
-	*buf = xcalloc(1, cap);
+	*buf = cfg_xcalloc(1, cap);
 	*len = 0;
 	while ((n = read(fd, *buf + *len, cap - *len)) != 0) {
 		if (n < 0 && errno == EINTR)
@@ -860,7 +776,7 @@ static int read_file(const char *path, char **buf, size_t *len, struct cfg_error
 		}
 		*len += (size_t)n;
 		if (*len == cap)
-			*buf = xrealloc(*buf, cap *= 2);
+			*buf = cfg_xrealloc(*buf, cap *= 2);
 	}
 	close(fd);
 	return 0;
@@ -889,17 +805,17 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_errors *errs)
 		x.doc = &doc;
 		root = yaml_document_get_root_node(&doc);
 		if (!root)
-			report(&x, (yaml_mark_t){ 0 }, "the configuration needs 'databases'");
+			cfg_report(&x, (yaml_mark_t){ 0 }, "the configuration needs 'databases'");
 		else if (root->type != YAML_MAPPING_NODE)
-			report(&x, root->start_mark, "the configuration must be a mapping of keys");
+			cfg_report(&x, root->start_mark, "the configuration must be a mapping of keys");
 		else
-			parse_map(&x, root, &top_section, x.c, "the configuration", NULL);
+			cfg_parse_map(&x, root, &top_section, x.c, "the configuration", NULL);
 		/* A second document would be silently ignored, which hides mistakes. */
 		if (!yaml_parser_load(&parser, &extra)) {
 			syntax_error(&x, &parser, buf, len);
 		} else {
 			if (yaml_document_get_root_node(&extra))
-				report(&x, extra.start_mark, "only one YAML document is allowed");
+				cfg_report(&x, extra.start_mark, "only one YAML document is allowed");
 			yaml_document_delete(&extra);
 		}
 		yaml_document_delete(&doc);
@@ -943,6 +859,8 @@ void cfg_free(struct cfg *c)
 	}
 	free(c->dbs);
 	free(c->server_reset_query);
+	cfg_tenants_free(c);
+	free(c->quota_state_file);
 	free(c);
 }
 

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <regex.h>
 
 enum cfg_auth { CFG_AUTH_TRUST, CFG_AUTH_PASSWORD, CFG_AUTH_MD5, CFG_AUTH_SCRAM };
 enum cfg_pool_mode { CFG_POOL_SESSION, CFG_POOL_TRANSACTION };
@@ -32,6 +33,43 @@ struct cfg_db {
 	uint32_t pool_size;
 };
 
+enum cfg_rate_action { CFG_RATE_DELAY, CFG_RATE_REJECT };
+enum cfg_metric { CFG_METRIC_QUERIES, CFG_METRIC_BYTES_OUT, CFG_METRIC_ROWS, CFG_METRIC_SERVER_TIME };
+enum cfg_window { CFG_WINDOW_MINUTE, CFG_WINDOW_HOUR, CFG_WINDOW_DAY };
+
+/* `budgets:` item: at most limit of metric per UTC-aligned window. */
+struct cfg_budget {
+	enum cfg_metric metric;
+	enum cfg_window per;
+	uint64_t limit;       /* queries, bytes, rows, or server time in microseconds */
+};
+
+/* `tenants:` entry. Every limit is 0 when absent, meaning none. */
+struct cfg_tenant {
+	char  *name;
+	char **users;                       /* a client whose user is listed belongs here */
+	size_t nusers;
+	char **databases;                   /* ... else one whose database is listed */
+	size_t ndatabases;
+	uint32_t max_client_connections;
+	uint32_t max_server_connections;    /* across pools and workers */
+	uint32_t queries_per_second;
+	uint32_t burst;                     /* default: queries_per_second */
+	enum cfg_rate_action rate_limit_action; /* default delay */
+	uint64_t max_delay;                 /* ms; default 1s */
+	uint64_t query_timeout;             /* ms */
+	uint64_t idle_transaction_timeout;  /* ms */
+	uint64_t max_rows;                  /* per result */
+	uint64_t max_result_bytes;          /* per result */
+	struct cfg_budget *budgets;
+	size_t nbudgets;
+	char **deny;                        /* regexes, checked to compile (POSIX ERE with GNU \s \b..., case-insensitive) */
+	size_t ndeny;
+	char **allow;
+	size_t nallow;
+	bool   read_only;
+};
+
 struct cfg {
 	char   *path;
 	struct cfg_listen *listen;
@@ -58,6 +96,10 @@ struct cfg {
 	uint32_t max_prepared_statements; /* per server, transaction pooling; default 200 */
 	char   **track_parameters;        /* kept per client across servers (transaction pooling) */
 	size_t   ntrack_parameters;
+	struct cfg_tenant *tenants;       /* in file order */
+	size_t   ntenants;
+	char    *quota_state_file;        /* quota.state_file; NULL: usage is not kept across restarts */
+	uint64_t quota_log_interval;      /* quota.log_interval, ms: a usage line per tenant; default 60s, 0 never */
 };
 
 /* One problem found while loading: "file:line:col: message". */
@@ -82,6 +124,18 @@ const struct cfg_db *cfg_find_db(const struct cfg *c, const char *name);
 /* The user entry, or NULL. */
 const struct cfg_user *cfg_find_user(const struct cfg *c, const char *name);
 bool cfg_is_admin(const struct cfg *c, const char *user);
+/*
+ * The tenant of a client: the one listing its user, else the one listing its
+ * database, else NULL. Names match exactly, case included, as PostgreSQL's do;
+ * user or db may be NULL. Any thread; the tenant lives as long as c.
+ */
+const struct cfg_tenant *cfg_find_tenant(const struct cfg *c, const char *user, const char *db);
+/*
+ * Compiles a deny/allow pattern as cfg_load checks it: extended, case-insensitive,
+ * no sub-matches. Returns regcomp's code: 0 (free re with regfree), or an error
+ * for regerror. Any thread.
+ */
+int cfg_regcomp(regex_t *re, const char *pattern);
 /* Whether a parameter is tracked per client (case-insensitive, as PostgreSQL names are). */
 bool cfg_is_tracked(const struct cfg *c, const char *name);
 

@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/auth.h"
@@ -26,14 +27,18 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/options.h"
+#include "proto/sql.h"
 #include "proto/sqlstate.h"
+#include "quota/tenant.h"
 
 /*
  * STARTUP, AUTH: logging in. IDLE: logged in, holding no server. WAIT: queued
  * for a server. SETUP: the server runs our SETs of its startup parameters.
- * LINKED: relaying. Order matters: states from WAIT on are logged sessions.
+ * DELAY: a query held back by its tenant's rate limit (with or without a
+ * server). LINKED: relaying. Order matters: states from WAIT on are logged
+ * sessions.
  */
-#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(IDLE) X(LINKED) X(CLOSED)
+#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(IDLE) X(DELAY) X(LINKED) X(CLOSED)
 #define CLIENT_STATE_ENUM(name) CL_##name,
 enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
 #undef CLIENT_STATE_ENUM
@@ -76,6 +81,19 @@ struct client {
 	const struct cfg_db *d;
 	uint32_t key;                 /* BackendKeyData secret */
 	uint64_t since, state_since;
+	/* Tenant guardrails (NULL tenant: none). */
+	struct worker_tenant *tenant;
+	bool tenant_counted;          /* counted in the tenant's clients */
+	bool tslot;                   /* holds one of its max_server_connections */
+	bool tqueued;                 /* waiting on the worker's queue for such a slot */
+	bool admitted;                /* the next Query/Execute passed admission already (it was delayed) */
+	bool checked;                 /* the next Query passed the rules already (checked before a server) */
+	struct client *tprev, *tnext;
+	uint64_t twait_since;
+	uint64_t delay_until;         /* ms */
+	uint64_t busy_since_us;       /* the server works for us since: server_time */
+	uint64_t acc_rows, acc_bytes; /* usage not yet added to the tenant's */
+	uint64_t drop_left;           /* bytes of a refused message still to cut from the stream */
 	bool over_limit;
 	bool welcomed;                /* got ParameterStatus..ReadyForQuery: logged in */
 	char addr[64];
@@ -119,6 +137,9 @@ static void client_send_error(struct client *cl, const char *severity, const cha
 	client_send(cl, &w);
 }
 
+static void client_tenant_dequeue(struct client *cl);
+static void client_tenant_give(struct client *cl);
+
 /* Leaves: the server goes back (reset) or is closed, the socket closes after what is queued. */
 static void client_close(struct client *cl, const char *why)
 {
@@ -132,6 +153,10 @@ static void client_close(struct client *cl, const char *why)
 	}
 	if (cl->pool)
 		pool_cancel_wait(cl->pool, &cl->wt);
+	if (cl->tenant) {
+		client_tenant_dequeue(cl);
+		client_tenant_give(cl);
+	}
 	if (cl->welcomed)
 		log_info("%s %s/%s@%s disconnect after %.3fs: %s", cl->id, cl->db, cl->user, cl->addr,
 			 (double)(cl->c.w->now - cl->since) / 1000.0, why);
@@ -151,7 +176,7 @@ static void client_fatal(struct client *cl, const char *sqlstate, const char *me
 
 static void client_gather(struct client *cl, const uint8_t *p, size_t n)
 {
-	bool queued = cl->st == CL_WAIT || cl->st == CL_SETUP;
+	bool queued = cl->st == CL_WAIT || cl->st == CL_SETUP || cl->st == CL_DELAY;
 	if (!bytes_append(&cl->in, p, n, queued ? CLIENT_IN_HARD_MAX : CLIENT_IN_MAX)) {
 		client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "too much data before the session started");
 		return;
@@ -163,6 +188,279 @@ static void client_gather(struct client *cl, const uint8_t *p, size_t n)
 static uint32_t client_pid(const struct client *cl)
 {
 	return (uint32_t)cl->c.w->id << WORKER_SLOT_BITS | cl->c.slot;
+}
+
+/* --- tenant guardrails --- */
+
+static const char *client_wanted(const struct client *cl, const char *name);
+
+static uint64_t client_clock_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static const struct cfg_tenant *client_tcfg(const struct client *cl)
+{
+	return cl->tenant->q->cfg;
+}
+
+enum client_verdict { CLIENT_PASS, CLIENT_REFUSED, CLIENT_DELAYED };
+
+/*
+ * Admission of one Query or Execute against the tenant's budgets and rate.
+ * CLIENT_DELAYED sets delay_until (the rate slot is reserved); CLIENT_REFUSED
+ * writes the ErrorResponse into err.
+ */
+static enum client_verdict client_admit(struct client *cl, struct wbuf *err)
+{
+	const struct cfg_tenant *t = client_tcfg(cl);
+	uint64_t wait_us = 0, wall = (uint64_t)time(NULL);
+	const struct cfg_budget *b = NULL;
+	char msg[320], hint[200];
+	switch (quota_admit(cl->tenant->q, client_clock_us(), wall, &wait_us, &b)) {
+	case QUOTA_OK:
+		return CLIENT_PASS;
+	case QUOTA_DELAY:
+		cl->delay_until = cl->c.w->now + (wait_us + 999) / 1000;
+		return CLIENT_DELAYED;
+	case QUOTA_RATE:
+		if (t->rate_limit_action == CFG_RATE_REJECT)
+			snprintf(msg, sizeof msg,
+				 "query rate limit of tenant \"%s\" exceeded (queries_per_second is %u, burst %u)",
+				 t->name, t->queries_per_second, t->burst);
+		else
+			snprintf(msg, sizeof msg,
+				 "query rate limit of tenant \"%s\" exceeded: the query would wait longer than "
+				 "max_delay (%.3gs; queries_per_second is %u)",
+				 t->name, (double)t->max_delay / 1000.0, t->queries_per_second);
+		snprintf(hint, sizeof hint, "The tenant may run %u queries per second; retry later.",
+			 t->queries_per_second);
+		break;
+	case QUOTA_BUDGET:
+		snprintf(msg, sizeof msg, "budget of tenant \"%s\" exhausted: %s per %s is limited to %llu",
+			 t->name, quota_metric_name(b->metric), quota_window_name(b->per),
+			 (unsigned long long)b->limit);
+		snprintf(hint, sizeof hint, "The budget resets when the UTC %s ends, in %llu s.",
+			 quota_window_name(b->per), (unsigned long long)quota_window_left(b->per, wall));
+		break;
+	}
+	msg_error(err, "ERROR", SQLSTATE_LIMIT_EXCEEDED, msg, NULL, hint);
+	return CLIENT_REFUSED;
+}
+
+/* The deny/allow rules on a Query's or Parse's text; false with the ErrorResponse in err. */
+static bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf *err)
+{
+	const char *stmt;
+	bool deny;
+	/* Where backslashes escape quotes, statements split elsewhere: ask what the session has. */
+	const char *scs = cl->srv ? server_param(cl->srv, "standard_conforming_strings")
+				  : client_wanted(cl, "standard_conforming_strings");
+	unsigned flags = scs && strcasecmp(scs, "off") == 0 ? SQL_BACKSLASH_ESCAPES : 0;
+	if (quota_rules_pass(&cl->tenant->rules, sql, n, flags, &stmt, &deny))
+		return true;
+	char msg[320];
+	snprintf(msg, sizeof msg, "statement refused for tenant \"%s\": it %s", client_tcfg(cl)->name,
+		 deny ? "matches a deny rule" : "matches no allow rule");
+	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+	log_info("%s %s/%s tenant %s refused: %.200s", cl->id, cl->db, cl->user, client_tcfg(cl)->name, stmt);
+	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, NULL);
+	return false;
+}
+
+/* The query text of a whole Query or Parse message m[0..len), and its length. NULL if malformed. */
+static const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
+{
+	const uint8_t *p = m + 5, *end = m + len;
+	if (m[0] == 'P') {
+		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
+		if (!nul)
+			return NULL;
+		p = nul + 1;
+	}
+	*n = (size_t)(end - p);
+	return (const char *)p;
+}
+
+/* Usage the server relayed: added to the tenant's at each ReadyForQuery, not per chunk. */
+static void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies)
+{
+	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	cl->acc_rows += rows;
+	cl->acc_bytes += bytes;
+	if (!readies)
+		return;
+	struct quota_tenant *q = cl->tenant->q;
+	uint64_t wall = (uint64_t)time(NULL);
+	if (cl->acc_rows)
+		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
+	quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
+	cl->acc_rows = cl->acc_bytes = 0;
+	if (cl->busy_since_us && cl->srv && cl->srv->txn.pending == 0) {
+		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
+		cl->busy_since_us = 0;
+	}
+}
+
+/* Tenant connection slots: a client takes one before asking its pool for a server. */
+static void client_tenant_dequeue(struct client *cl)
+{
+	struct worker_tenant *t = cl->tenant;
+	if (!cl->tqueued)
+		return;
+	if (cl->tprev)
+		cl->tprev->tnext = cl->tnext;
+	else
+		t->wait_head = cl->tnext;
+	if (cl->tnext)
+		cl->tnext->tprev = cl->tprev;
+	else
+		t->wait_tail = cl->tprev;
+	cl->tprev = cl->tnext = NULL;
+	cl->tqueued = false;
+}
+
+/* Asks the pool for a server, once the tenant lets the client hold one more. */
+static void client_acquire(struct client *cl)
+{
+	struct worker_tenant *t = cl->tenant;
+	client_set_state(cl, CL_WAIT);
+	if (t && !cl->tslot) {
+		if (!quota_server_take(t->q)) {
+			cl->tqueued = true;
+			cl->twait_since = cl->c.w->now;
+			cl->tprev = t->wait_tail;
+			cl->tnext = NULL;
+			if (t->wait_tail)
+				t->wait_tail->tnext = cl;
+			else
+				t->wait_head = cl;
+			t->wait_tail = cl;
+			return;
+		}
+		cl->tslot = true;
+	}
+	pool_acquire(cl->pool, &cl->wt);
+}
+
+/* Waiters of this worker take the slots free now, in order. */
+static void client_tenant_serve(struct worker_tenant *t)
+{
+	while (t->wait_head && quota_server_take(t->q)) {
+		struct client *cl = t->wait_head;
+		client_tenant_dequeue(cl);
+		cl->tslot = true;
+		pool_acquire(cl->pool, &cl->wt);
+	}
+}
+
+static void client_tenant_give(struct client *cl)
+{
+	if (!cl->tslot)
+		return;
+	cl->tslot = false;
+	quota_server_give(cl->tenant->q);
+	client_tenant_serve(cl->tenant);
+}
+
+/* A client waiting for a tenant slot: slots freed on other workers are seen here, each tick. */
+static void client_tenant_tick(struct client *cl)
+{
+	struct worker_tenant *t = cl->tenant;
+	uint64_t limit = client_cfg(cl)->query_wait_timeout;
+	if (t->wait_head == cl)
+		client_tenant_serve(t);
+	if (!cl->tqueued || !limit || cl->c.w->now - cl->twait_since < limit)
+		return;
+	client_tenant_dequeue(cl);
+	char msg[320];
+	snprintf(msg, sizeof msg,
+		 "no server connection available for tenant \"%s\" after %.1fs (max_server_connections is %u; "
+		 "query_wait_timeout)", client_tcfg(cl)->name, (double)(cl->c.w->now - cl->twait_since) / 1000.0,
+		 client_tcfg(cl)->max_server_connections);
+	client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
+}
+
+static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy);
+
+/*
+ * Holds back the rest of the stream from a rate-limited message on: its held
+ * header bytes and rest[0..n), with the framer wound back to the message's
+ * start at stream offset at. rest may point into cl->in.
+ */
+static void client_delay(struct client *cl, const uint8_t *rest, size_t n, uint64_t at)
+{
+	struct bytes keep = { 0 };
+	if (!bytes_append(&keep, cl->held, cl->nheld, CLIENT_IN_HARD_MAX) ||
+	    !bytes_append(&keep, rest, n, CLIENT_IN_HARD_MAX))
+		die("out of memory");
+	cl->nheld = 0;
+	bytes_free(&cl->in);
+	cl->in = keep;
+	cl->fr = (struct frame){ .pos = at };
+	cl->admitted = true;
+	client_set_state(cl, CL_DELAY);
+	worker_timer_at(cl->c.w, &cl->c, cl->delay_until);
+	if (cl->in.len >= CLIENT_IN_MAX)
+		conn_recv_pause(&cl->c);
+}
+
+static void client_on_timer(struct conn *c)
+{
+	struct client *cl = client_of(c);
+	if (cl->st != CL_DELAY || c->w->now < cl->delay_until)
+		return;
+	if (!cl->srv) {
+		client_acquire(cl);
+		return;
+	}
+	client_set_state(cl, CL_LINKED);
+	uint32_t n = cl->in.len;
+	cl->in.len = 0;
+	client_relay(cl, 0, cl->in.p, n, true);
+	if (cl->st == CL_LINKED && !cl->c.recv_wanted && conn_queued(&cl->srv->c) <= CONN_HIGH_WATER)
+		conn_recv_start(&cl->c);
+}
+
+/*
+ * Transaction pooling, no server held: a chunk that is one whole Query is
+ * judged before a server is taken, so a refused query costs none. Returns
+ * true when it was answered (refused) or held back (delayed).
+ */
+static bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
+{
+	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->admitted)
+		return false;
+	uint8_t buf[1024];
+	struct wbuf err = wbuf_on(buf, sizeof buf);
+	bool rules = quota_rules_any(&cl->tenant->rules);
+	if (rules && !client_rules_pass(cl, (const char *)p + 5, n - 5, &err))
+		goto refused;
+	cl->checked = rules;
+	switch (client_admit(cl, &err)) {
+	case CLIENT_PASS:
+		cl->admitted = true;
+		return false;
+	case CLIENT_DELAYED:
+		client_delay(cl, p, n, cl->fr.pos);
+		return true;
+	case CLIENT_REFUSED:
+		break;
+	}
+refused:
+	cl->checked = false;
+	{
+		size_t used;
+		struct frame_msg m;
+		/* The framer walks the refused Query, so stream offsets stay true. */
+		for (size_t done = 0; done < n; done += used)
+			(void)!frame_next(&cl->fr, p + done, n - done, &used, &m);
+	}
+	msg_ready(&err, 'I');
+	client_send(cl, &err);
+	return true;
 }
 
 /* --- the session: relay and server events --- */
@@ -317,12 +615,55 @@ static void client_skip(struct client *cl, const uint8_t *p, size_t k)
 		die("framer lost a message the relay took whole");
 }
 
+/*
+ * A message the relay looks at whole, at m[0..len) in ring buffer bid (or a
+ * copy when bid < 0): a Query or Parse under a tenant's deny/allow rules, or
+ * a statement message in transaction pooling. False after failing the client.
+ */
+static bool client_whole_msg(struct client *cl, int bid, const uint8_t *m, size_t len)
+{
+	struct server *s = cl->srv;
+	uint8_t type = m[0];
+	if ((type == 'Q' || type == 'P') && cl->tenant && quota_rules_any(&cl->tenant->rules)) {
+		bool checked = cl->checked && type == 'Q';
+		cl->checked = false;
+		size_t n;
+		const char *sql = client_sql_of(m, len, &n);
+		if (!sql) {
+			client_fatal(cl, SQLSTATE_PROTOCOL_VIOLATION, "malformed Parse message");
+			return false;
+		}
+		uint8_t buf[1024];
+		struct wbuf err = wbuf_on(buf, sizeof buf);
+		if (!checked && !client_rules_pass(cl, sql, n, &err)) {
+			server_refuse(s, type, err.p, err.len);
+			return true;
+		}
+	}
+	if (client_is_tx(cl) && client_is_statement_msg(type))
+		return client_statement_msg(cl, bid, m, len);
+	server_note_request(s, type);
+	if (client_is_tx(cl) && type == 'Q' && len > 5 && client_is_listen(m + 5, len - 5))
+		client_refuse_listen(cl);
+	else
+		client_forward(cl, bid, m, len);
+	return true;
+}
+
 /* The gathered message is complete: handle it. False after failing the client. */
 static bool client_gathered(struct client *cl)
 {
-	bool ok = client_statement_msg(cl, -1, cl->coll.p, cl->coll.len);
+	bool ok = client_whole_msg(cl, -1, cl->coll.p, cl->coll.len);
 	bytes_free(&cl->coll);
 	return ok;
+}
+
+/* Whether the relay must see a message of this type whole before it goes on. */
+static bool client_wants_whole(const struct client *cl, uint8_t type)
+{
+	if (client_is_tx(cl) && client_is_statement_msg(type))
+		return true;
+	return (type == 'Q' || type == 'P') && cl->tenant && quota_rules_any(&cl->tenant->rules);
 }
 
 /*
@@ -335,9 +676,18 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 	struct server *s = cl->srv;
 	int b = copy ? -1 : bid;
 	bool tx = client_is_tx(cl);
+	bool hold = tx || cl->tenant;
 	uint64_t base = cl->fr.pos;
 	size_t off = 0, from = 0;
 
+	if (cl->tenant && !cl->busy_since_us)
+		cl->busy_since_us = client_clock_us();
+	if (cl->drop_left) {
+		size_t k = n < cl->drop_left ? n : (size_t)cl->drop_left;
+		client_skip(cl, p, k);
+		cl->drop_left -= k;
+		off = from = k;
+	}
 	if (cl->coll_left) {
 		size_t k = n < cl->coll_left ? n : cl->coll_left;
 		client_skip(cl, p, k);
@@ -371,17 +721,43 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 			client_close(cl, "client closed the session");
 			return;
 		}
-		if (tx && m.type == 'Q' && !cl->nheld && m.len > 4 && n - start >= 1 + (size_t)m.len &&
-		    client_is_listen(p + start + 5, m.len - 4)) {
-			client_forward(cl, b, p + from, start - from);
-			size_t total = 1 + (size_t)m.len;
-			client_skip(cl, p + off, total - (off - start));
-			off = from = start + total;
-			server_note_request(s, 'Q');
-			client_refuse_listen(cl);
-			continue;
+		if (cl->tenant && (m.type == 'Q' || m.type == 'E')) {
+			if (cl->admitted) {
+				cl->admitted = false;
+			} else {
+				uint8_t buf[1024];
+				struct wbuf err = wbuf_on(buf, sizeof buf);
+				enum client_verdict v = client_admit(cl, &err);
+				if (v != CLIENT_PASS)
+					client_forward(cl, b, p + from, start - from);
+				if (v == CLIENT_DELAYED) {
+					client_delay(cl, p + start, n - start, m.at);
+					return;
+				}
+				if (v == CLIENT_REFUSED) {
+					/* The message never reaches the server: cut it, here and in later chunks. */
+					cl->nheld = 0;
+					server_refuse(s, m.type, err.p, err.len);
+					size_t end = (size_t)(m.at + 1 + m.len - base);
+					size_t stop = end < n ? end : n;
+					client_skip(cl, p + off, stop - off);
+					cl->drop_left = end - stop;
+					off = from = stop;
+					continue;
+				}
+			}
 		}
-		if (!tx || !client_is_statement_msg(m.type)) {
+		if (!client_wants_whole(cl, m.type)) {
+			if (tx && m.type == 'Q' && !cl->nheld && m.len > 4 && n - start >= 1 + (size_t)m.len &&
+			    client_is_listen(p + start + 5, m.len - 4)) {
+				client_forward(cl, b, p + from, start - from);
+				size_t total = 1 + (size_t)m.len;
+				client_skip(cl, p + off, total - (off - start));
+				off = from = start + total;
+				server_note_request(s, 'Q');
+				client_refuse_listen(cl);
+				continue;
+			}
 			if (cl->nheld) {
 				client_forward(cl, -1, cl->held, cl->nheld);
 				cl->nheld = 0;
@@ -396,7 +772,7 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 			/* Whole and in place: the common case. */
 			client_skip(cl, p + off, total - (off - start));
 			off = from = start + total;
-			if (!client_statement_msg(cl, b, p + start, total))
+			if (!client_whole_msg(cl, b, p + start, total))
 				return;
 			continue;
 		}
@@ -413,7 +789,7 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 			return;
 	}
 	size_t end = n;
-	if (tx && cl->fr.have) {
+	if (hold && cl->fr.have) {
 		/* A header cut here may turn out to need rewriting: hold it back (at most 5 bytes). */
 		size_t h = cl->fr.have;
 		size_t cut = h - cl->nheld;
@@ -747,12 +1123,16 @@ static void client_on_txn_done(struct server_link *l)
 	/* Paused because that server's queue was full: with no server, nothing holds it back. */
 	conn_recv_start(&cl->c);
 	server_release(s);
+	if (cl->tenant)
+		client_tenant_give(cl);
 }
 
 static void client_on_server_lost(struct server_link *l, const char *why, bool at_boundary)
 {
 	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
 	cl->srv = NULL;
+	if (cl->tenant)
+		client_tenant_give(cl);
 	if (at_boundary)
 		client_send_error(cl, "FATAL", SQLSTATE_CONNECTION_FAILURE, why, NULL);
 	client_close(cl, why);
@@ -767,6 +1147,18 @@ static void client_authed(struct client *cl)
 	msg_auth(&w, AUTH_OK, NULL, 0);
 	client_send(cl, &w);
 
+	if (cl->tenant) {
+		const struct cfg_tenant *t = client_tcfg(cl);
+		if (!quota_client_enter(cl->tenant->q)) {
+			char msg[256];
+			snprintf(msg, sizeof msg, "too many client connections for tenant \"%s\" (max_client_connections is %u)",
+				 t->name, t->max_client_connections);
+			client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
+			return;
+		}
+		cl->tenant_counted = true;
+		cl->link.usage = client_on_usage;
+	}
 	const char *why = "unknown";
 	cl->pool = pool_get(cl->c.w, cl->db, cl->user, cl->d, &why);
 	if (!cl->pool) {
@@ -791,8 +1183,7 @@ static void client_authed(struct client *cl)
 		return;
 	}
 	/* The pool's first login: the client's ParameterStatus come from a real server. */
-	client_set_state(cl, CL_WAIT);
-	pool_acquire(cl->pool, &cl->wt);
+	client_acquire(cl);
 }
 
 static void client_auth_failed(struct client *cl, const char *why)
@@ -862,6 +1253,9 @@ static void client_start_auth(struct client *cl, const struct startup *sp)
 		client_fatal(cl, SQLSTATE_INVALID_CATALOG_NAME, msg);
 		return;
 	}
+	const struct cfg_tenant *t = cfg_find_tenant(cfg, cl->user, cl->db);
+	if (t)
+		cl->tenant = &cl->c.w->tenants[t - cfg->tenants];
 	const struct auth_user *u = auth_find(cl->c.w->rt->auth, cl->user);
 	uint8_t buf[256];
 	struct wbuf w = wbuf_on(buf, sizeof buf);
@@ -986,6 +1380,7 @@ static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_
 		return;
 	case CL_WAIT:
 	case CL_SETUP:
+	case CL_DELAY:
 		client_gather(cl, p, n);
 		return;
 	case CL_IDLE:
@@ -996,8 +1391,9 @@ static void client_on_data(struct conn *c, uint16_t bid, const uint8_t *p, size_
 		}
 		if (client_is_tx(cl) && client_local_prepare(cl, p, n))
 			return;
-		client_set_state(cl, CL_WAIT);
-		pool_acquire(cl->pool, &cl->wt);
+		if (cl->tenant && client_guard_idle(cl, p, n))
+			return;
+		client_acquire(cl);
 		/* With an idle server at hand the link is made at once: relay in place. */
 		if (cl->st == CL_LINKED)
 			client_relay(cl, bid, p, n, false);
@@ -1034,8 +1430,12 @@ static void client_on_tick(struct conn *c)
 	}
 	bool idle = cl->st == CL_IDLE ||
 		    (cl->st == CL_LINKED && cl->srv && server_is_clean(cl->srv) && !cl->fr.left && !cl->fr.have);
-	if (w->stopping && idle)
+	if (w->stopping && idle) {
 		client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
+		return;
+	}
+	if (cl->tqueued)
+		client_tenant_tick(cl);
 }
 
 static void client_on_free(struct conn *c)
@@ -1043,6 +1443,8 @@ static void client_on_free(struct conn *c)
 	struct client *cl = client_of(c);
 	struct worker *w = c->w;
 	quota_conn_leave(&w->rt->clients);
+	if (cl->tenant_counted)
+		quota_client_leave(cl->tenant->q);
 	w->nclients--;
 	auth_state_clear(&cl->auth);
 	bytes_free(&cl->in);
@@ -1077,6 +1479,7 @@ static const struct conn_ops client_ops = {
 	.on_connect = client_on_connect,
 	.on_drain = client_on_drain,
 	.on_tick = client_on_tick,
+	.on_timer = client_on_timer,
 	.on_free = client_on_free,
 };
 

@@ -28,6 +28,9 @@ struct conn_ops {
 	void (*on_drain)(struct conn *c);
 	/* The worker's periodic tick (optional): timeouts. */
 	void (*on_tick)(struct conn *c);
+	/* A deadline set with worker_timer_at passed (optional). Any earlier
+	 * deadline of c may fire too: the owner checks what is due. */
+	void (*on_timer)(struct conn *c);
 	/* Nothing is in flight any more and the fd is closed: release the object. */
 	void (*on_free)(struct conn *c);
 };

@@ -13,6 +13,7 @@
 	X(SEND)        /* sendmsg of a connection's queued segments */             \
 	X(CONNECT)     /* a server or cancel connection being opened */            \
 	X(TICK)        /* the worker's periodic timer */                           \
+	X(WAKE)        /* the worker's one-shot timer for its soonest deadline */  \
 	X(ACCEPT)      /* acceptor: multishot accept on listener `slot` */         \
 	X(SIGNAL)      /* acceptor: signalfd read */                              \
 	X(NEW_CLIENT)  /* MSG_RING to a worker: res is an accepted fd */           \

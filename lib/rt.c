@@ -9,6 +9,8 @@
 #include "lib/log.h"
 #include "lib/worker.h"
 #include "pool/pool.h"
+#include "quota/keeper.h"
+#include "quota/tenant.h"
 
 int rt_start(struct rt *rt, const struct cfg *cfg)
 {
@@ -19,8 +21,15 @@ int rt_start(struct rt *rt, const struct cfg *cfg)
 		return -EINVAL;
 	rt->caps = pool_caps_new();
 	rt->workers = calloc(rt->nworkers, sizeof *rt->workers);
-	if (!rt->caps || !rt->workers)
+	rt->quota = quota_new(cfg);
+	if (!rt->caps || !rt->workers || !rt->quota)
 		return -ENOMEM;
+	/* Usage is read back before the first client can spend any. */
+	if (cfg->ntenants) {
+		rt->keeper = quota_keeper_start(rt->quota, cfg->quota_state_file, cfg->quota_log_interval);
+		if (!rt->keeper)
+			return -ENOMEM;
+	}
 
 	/* Destroyed only in rt_join: a worker may still be leaving the wait when we return. */
 	pthread_barrier_init(&rt->started, NULL, rt->nworkers + 1);
@@ -44,6 +53,11 @@ void rt_join(struct rt *rt)
 	for (uint32_t i = 0; i < rt->nworkers; i++)
 		worker_join(&rt->workers[i]);
 	pthread_barrier_destroy(&rt->started);
+	/* After the workers: the last save has every query they ran. */
+	quota_keeper_stop(rt->keeper);
+	quota_free(rt->quota);
+	rt->keeper = NULL;
+	rt->quota = NULL;
 	free(rt->workers);
 	pool_caps_free(rt->caps);
 	rt->workers = NULL;

@@ -11,6 +11,8 @@
 
 struct worker;
 struct pool_caps;
+struct quota;
+struct quota_keeper;
 
 struct rt {
 	const struct cfg *cfg;          /* immutable while workers run */
@@ -19,6 +21,8 @@ struct rt {
 	struct worker *workers;
 	uint32_t nworkers;
 	struct quota_conns clients;     /* client connections on all workers: max_client_connections */
+	struct quota *quota;            /* per-tenant limits and usage */
+	struct quota_keeper *keeper;    /* saves usage and logs it, on a thread of its own */
 	atomic_uint next_worker;        /* round-robin hand-off */
 	pthread_barrier_t started;      /* workers have their rings */
 };

@@ -9,11 +9,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
 #include "lib/client.h"
 #include "lib/conn.h"
 #include "lib/log.h"
 #include "lib/rt.h"
 #include "pool/pool.h"
+#include "quota/tenant.h"
 
 #define WORKER_RING_ENTRIES 4096
 #define WORKER_BUF_COUNT    1024
@@ -112,6 +114,7 @@ void worker_flush_later(struct worker *w, struct conn *c)
 
 void worker_add_starved(struct worker *w, struct conn *c)
 {
+	bufring_starved(&w->br);
 	c->next_starved = w->starved_head;
 	w->starved_head = c;
 }
@@ -173,6 +176,58 @@ static void worker_arm_tick(struct worker *w)
 	struct io_uring_sqe *sqe = worker_sqe(w);
 	io_uring_prep_timeout(sqe, &w->tick_ts, 0, 0);
 	io_uring_sqe_set_data64(sqe, ring_ud(OP_TICK, 0, 0));
+}
+
+void worker_timer_at(struct worker *w, struct conn *c, uint64_t at)
+{
+	if (w->ntimers == w->timers_cap)
+		w->timers = bytes_grow_array(w->timers, &w->timers_cap, sizeof *w->timers, 64);
+	uint32_t i = w->ntimers++;
+	while (i && w->timers[(i - 1) / 2].at > at) {
+		w->timers[i] = w->timers[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	w->timers[i] = (struct worker_timer){ .at = at, .slot = c->slot, .gen = c->gen };
+}
+
+static struct worker_timer worker_timer_pop(struct worker *w)
+{
+	struct worker_timer top = w->timers[0], last = w->timers[--w->ntimers];
+	uint32_t i = 0, n = w->ntimers;
+	for (;;) {
+		uint32_t k = 2 * i + 1;
+		if (k >= n)
+			break;
+		if (k + 1 < n && w->timers[k + 1].at < w->timers[k].at)
+			k++;
+		if (w->timers[k].at >= last.at)
+			break;
+		w->timers[i] = w->timers[k];
+		i = k;
+	}
+	if (n)
+		w->timers[i] = last;
+	return top;
+}
+
+/* Fires what is due, then makes sure one OP_WAKE is armed for the soonest deadline left. */
+static void worker_run_timers(struct worker *w)
+{
+	while (w->ntimers && w->timers[0].at <= w->now) {
+		struct worker_timer t = worker_timer_pop(w);
+		struct conn *c = worker_conn(w, t.slot);
+		if (c && c->gen == t.gen && !c->closing && c->ops->on_timer)
+			c->ops->on_timer(c);
+	}
+	if (!w->ntimers || (w->wake_armed && w->wake_armed <= w->timers[0].at))
+		return;
+	uint64_t in = w->timers[0].at - w->now;
+	w->wake_ts = (struct __kernel_timespec){ .tv_sec = (long long)(in / 1000),
+						 .tv_nsec = (long long)(in % 1000) * 1000000 };
+	struct io_uring_sqe *sqe = worker_sqe(w);
+	io_uring_prep_timeout(sqe, &w->wake_ts, 0, 0);
+	io_uring_sqe_set_data64(sqe, ring_ud(OP_WAKE, 0, 0));
+	w->wake_armed = w->timers[0].at;
 }
 
 static void worker_tick(struct worker *w)
@@ -237,6 +292,9 @@ static void worker_dispatch(struct worker *w, struct io_uring_cqe *cqe)
 	case OP_TICK:
 		worker_tick(w);
 		break;
+	case OP_WAKE:
+		w->wake_armed = 0;  /* worker_run_timers arms the next one */
+		break;
 	case OP_NEW_CLIENT:
 		client_accept(w, cqe->res);
 		break;
@@ -263,13 +321,15 @@ static void worker_dispatch(struct worker *w, struct io_uring_cqe *cqe)
 
 static void worker_flush(struct worker *w)
 {
+	worker_run_timers(w);
 	while (w->flush_head) {
 		struct conn *c = w->flush_head;
 		w->flush_head = c->next_flush;
 		conn_submit_sends(c);
 	}
 	bufring_publish(&w->br);
-	bool room = w->br.in_ring > w->br.count / 8;
+	/* Of the buffers provided so far: the ring may still grow, see bufring_starved. */
+	bool room = w->br.in_ring > w->br.active / 8;
 	struct conn *list = w->starved_head, *keep = NULL;
 	w->starved_head = NULL;
 	while (list) {
@@ -320,6 +380,29 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+static void worker_tenants_init(struct worker *w)
+{
+	const struct cfg *cfg = w->rt->cfg;
+	if (!cfg->ntenants)
+		return;
+	w->tenants = calloc(cfg->ntenants, sizeof *w->tenants);
+	if (!w->tenants)
+		die("out of memory");
+	for (size_t i = 0; i < cfg->ntenants; i++) {
+		w->tenants[i].q = &w->rt->quota->tenants[i];
+		if (quota_rules_init(&w->tenants[i].rules, &cfg->tenants[i]) < 0)
+			die("tenant %s: a deny/allow pattern does not compile", cfg->tenants[i].name);
+	}
+}
+
+static void worker_tenants_free(struct worker *w)
+{
+	for (size_t i = 0; w->tenants && i < w->rt->cfg->ntenants; i++)
+		quota_rules_free(&w->tenants[i].rules);
+	free(w->tenants);
+	w->tenants = NULL;
+}
+
 static int worker_setup(struct worker *w)
 {
 	struct io_uring_params p = {
@@ -339,6 +422,7 @@ static int worker_setup(struct worker *w)
 		io_uring_queue_exit(&w->ring);
 		return -ENOMEM;
 	}
+	worker_tenants_init(w);
 	ret = bufring_init(&w->br, &w->ring, 0, WORKER_BUF_COUNT, WORKER_BUF_INITIAL,
 			   WORKER_BUF_SIZE);
 	if (ret < 0) {
@@ -376,6 +460,8 @@ void worker_join(struct worker *w)
 	bufring_destroy(&w->br, &w->ring);
 	io_uring_queue_exit(&w->ring);
 	free(w->iovs);
+	free(w->timers);
+	worker_tenants_free(w);
 	free(w->conns);
 	free(w->gens);
 	free(w->free_slots);

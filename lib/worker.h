@@ -8,15 +8,31 @@
 
 #include "lib/bufring.h"
 #include "lib/ring.h"
+#include "quota/rules.h"
 
 struct conn;
 struct rt;
 struct pool;
+struct client;
+struct quota_tenant;
 
 /* BackendKeyData pids we give out: worker in bits 20..26, slot below. */
 #define WORKER_MAX        128
 #define WORKER_SLOT_BITS  20
 #define WORKER_SLOT_MAX   (1u << WORKER_SLOT_BITS)
+
+/* A tenant as one worker sees it: the shared usage, and what is this thread's own. */
+struct worker_tenant {
+	struct quota_tenant *q;
+	struct quota_rules rules;
+	struct client *wait_head, *wait_tail;  /* clients waiting for a max_server_connections slot */
+};
+
+/* A deadline of a connection, in the worker's min-heap. */
+struct worker_timer {
+	uint64_t at;               /* CLOCK_MONOTONIC ms */
+	uint32_t slot, gen;
+};
 
 struct worker {
 	int      id;
@@ -34,6 +50,7 @@ struct worker {
 	struct conn *starved_head; /* connections whose recv ran out of buffers */
 	struct conn *reap_head;    /* closing connections to free once idle */
 	struct pool *pools;        /* this worker's pools, keyed by (database, user) */
+	struct worker_tenant *tenants;  /* one per tenant of the config, in its order */
 	struct conn_iov *iovs;     /* sendmsg vectors of SQEs not yet submitted */
 	uint32_t  iovs_used;
 
@@ -43,6 +60,10 @@ struct worker {
 	bool     stopping;
 	uint64_t stop_deadline;
 	struct __kernel_timespec tick_ts;
+	struct worker_timer *timers;  /* min-heap by `at` */
+	uint32_t  ntimers, timers_cap;
+	uint64_t  wake_armed;      /* deadline of the OP_WAKE in flight, 0: none */
+	struct __kernel_timespec wake_ts;
 	int      start_err;        /* ring set-up result, read after the start barrier */
 	pthread_barrier_t *started;
 };
@@ -75,3 +96,8 @@ void worker_reap_later(struct worker *w, struct conn *c);
 void worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
 		 uint32_t slot, uint32_t gen, int32_t res);
 uint64_t worker_clock_ms(void);
+/*
+ * Calls c->ops->on_timer at or soon after at (ms, CLOCK_MONOTONIC), to the
+ * millisecond rather than the tick's 100 ms. Nothing is called once c is freed.
+ */
+void worker_timer_at(struct worker *w, struct conn *c, uint64_t at);

@@ -486,6 +486,61 @@ void server_prepare(struct server *s, const struct stmt *st)
 		server_send_parse(s, st, true);
 }
 
+static void server_send_query(struct server *s, const char *sql);
+
+void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t len)
+{
+	struct server_refusal *r = malloc(sizeof *r + len);
+	if (!r)
+		die("out of memory");
+	*r = (struct server_refusal){ .epoch = s->txn.requests, .len = (uint32_t)len };
+	memcpy(r->msg, err, len);
+	if (s->refusals_tail)
+		s->refusals_tail->next = r;
+	else
+		s->refusals = r;
+	s->refusals_tail = r;
+	/* Each fails in parse analysis or portal look-up, before anything runs. */
+	static const char fail_sql[] = "SELECT rb_refused";
+	static const uint8_t no_types[] = { 0, 0 };
+	static const uint8_t no_limit[] = { 0, 0, 0, 0 };
+	if (type == 'Q') {
+		server_send_query(s, fail_sql);
+	} else if (type == 'P') {
+		uint8_t rest[sizeof fail_sql + sizeof no_types];
+		memcpy(rest, fail_sql, sizeof fail_sql);
+		memcpy(rest + sizeof fail_sql, no_types, sizeof no_types);
+		conn_send_named(&s->c, 'P', NULL, 0, "", rest, sizeof rest);
+	} else {
+		conn_send_named(&s->c, 'E', NULL, 0, "rb_refused", no_limit, sizeof no_limit);
+	}
+	txn_request(&s->txn, type);
+}
+
+/* An ErrorResponse arrived: our replacement when a refusal is due in this epoch, else NULL. */
+static struct server_refusal *server_take_refusal(struct server *s)
+{
+	struct server_refusal *r = s->refusals;
+	if (!r || r->epoch != s->txn.answers)
+		return NULL;
+	s->refusals = r->next;
+	if (!s->refusals)
+		s->refusals_tail = NULL;
+	return r;
+}
+
+/* After a ReadyForQuery: refusals of epochs now over were skipped by an earlier error. */
+static void server_drop_refusals(struct server *s, bool all)
+{
+	while (s->refusals && (all || s->refusals->epoch < s->txn.answers)) {
+		struct server_refusal *r = s->refusals;
+		s->refusals = r->next;
+		free(r);
+	}
+	if (!s->refusals)
+		s->refusals_tail = NULL;
+}
+
 /* A ParseComplete/CloseComplete arrived: true when it is ours, to be kept from the client. */
 static bool server_take_reply(struct server *s, uint8_t type)
 {
@@ -515,7 +570,13 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 	struct server_link *l = s->st == SV_LINKED ? s->link : NULL;
 	uint64_t base = s->fr.pos;
 	size_t off = 0, from = 0;
+	uint32_t rows = 0, readies = 0;
 	bool reset_failed = false, reset_done = false, ready = false;
+	if (s->drop_left) {
+		/* The rest of a replaced ErrorResponse; the framer skips the same bytes below. */
+		from = n < s->drop_left ? n : (size_t)s->drop_left;
+		s->drop_left -= from;
+	}
 	if (s->pcap_left) {
 		/* The rest of a ParameterStatus; the framer skips the same bytes below. */
 		size_t k = n < s->pcap_left ? n : s->pcap_left;
@@ -541,17 +602,35 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			break;
 		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
 		switch (m.type) {
+		case 'D':
+			rows++;
+			break;
 		case 'Z':
 			txn_ready(&s->txn, (char)m.first);
+			if (s->refusals)
+				server_drop_refusals(s, false);
 			ready = true;
+			readies++;
 			if (s->st == SV_RESET && s->txn.pending == 0)
 				reset_done = true;
 			break;
-		case 'E':
+		case 'E': {
+			struct server_refusal *r = l ? server_take_refusal(s) : NULL;
 			server_skip_epoch(s);
 			if (s->st == SV_RESET)
 				reset_failed = true;
-			break;
+			if (!r)
+				break;
+			/* Ours instead: whatever of it was held or is in this chunk is cut. */
+			conn_send_buf(l->peer, bid, p + from, start - from);
+			s->nheld = 0;
+			conn_send_copy(l->peer, r->msg, r->len);
+			free(r);
+			size_t end = (size_t)(m.at + 1 + m.len - base);
+			from = end < n ? end : n;
+			s->drop_left = end - from;
+			continue;
+		}
 		case 'S':
 			/* ParameterStatus: its body starts at its first byte, the one just framed. */
 			if (m.len > 4 && m.len - 4 <= SERVER_IN_MAX) {
@@ -587,7 +666,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 	}
 	if (l) {
 		size_t end = n;
-		if (s->exp_hidden && s->fr.have) {
+		if ((s->exp_hidden || s->refusals) && s->fr.have) {
 			/* A cut header may be a reply we must swallow: hold it back (at most 5 bytes). */
 			size_t cut = (size_t)s->fr.have - s->nheld;
 			size_t in_chunk = cut < n ? cut : n;
@@ -599,6 +678,8 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			conn_send_buf(l->peer, bid, p + from, end - from);
 		if (conn_queued(l->peer) > CONN_HIGH_WATER)
 			conn_recv_pause(&s->c);
+		if (l->usage)
+			l->usage(l, rows, n, readies);
 		/* Last: the client may hand s to someone else right away. */
 		if (ready && server_is_clean(s))
 			l->txn_done(l);
@@ -710,6 +791,7 @@ static void server_on_free(struct conn *c)
 	bytes_free(&s->pcap);
 	free(s->scram);
 	free(s->expect);
+	server_drop_refusals(s, true);
 	stmt_set_free(&s->stmts);
 	free(s);
 }
@@ -798,7 +880,7 @@ static void server_reset(struct server *s, const char *sql)
 static bool server_quiet(const struct server *s)
 {
 	return s->st == SV_LINKED && !s->in_setup && txn_quiet(&s->txn) &&
-	       s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0;
+	       s->fr.left == 0 && s->fr.have == 0 && s->exp_n == 0 && !s->refusals;
 }
 
 void server_unlink(struct server *s, bool client_at_boundary)

@@ -46,6 +46,17 @@ struct server_link {
 	/* ReadyForQuery 'I' with nothing pending: the client may let the server go
 	 * (transaction pooling). The last thing the server does in its handler. */
 	void (*txn_done)(struct server_link *l);
+	/* Optional (a tenant's client): after each relayed chunk, the DataRows and
+	 * bytes in it and the ReadyForQuerys it ended. Before txn_done. */
+	void (*usage)(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies);
+};
+
+/* An ErrorResponse of ours that replaces the server's in one Sync epoch. */
+struct server_refusal {
+	struct server_refusal *next;
+	uint32_t epoch;
+	uint32_t len;
+	uint8_t  msg[];
 };
 
 struct server {
@@ -75,6 +86,8 @@ struct server {
 	uint8_t  nheld;
 	struct bytes pcap;          /* a ParameterStatus cut by a chunk's end */
 	uint32_t pcap_left;
+	struct server_refusal *refusals, *refusals_tail;  /* oldest first */
+	uint64_t drop_left;         /* bytes of a replaced message still to cut from the stream */
 };
 
 /* Opens a connection for pool p; the pool hears back through pool_server_*(). */
@@ -101,6 +114,14 @@ void server_parse(struct server *s, const struct stmt *st);
  * when sql is full.
  */
 bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
+/*
+ * Refuses the client's message of this type ('Q', 'P' or 'E') where it
+ * stands: the server gets one that fails at once instead, and its
+ * ErrorResponse is replaced by err[0..len) (one the proxy built). So the
+ * refusal reaches the client in order, and aborts a transaction block as
+ * PostgreSQL's own errors do, while the refused statement never runs.
+ */
+void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t len);
 /* Before a Bind/Describe of st: prepares it here if it is not (the reply is swallowed). */
 void server_prepare(struct server *s, const struct stmt *st);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */

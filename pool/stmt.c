@@ -8,6 +8,7 @@
 #include <wolfssl/wolfcrypt/hash.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "lib/bytes.h"
 #include "lib/log.h"
 
 void stmt_name_of(const uint8_t hash[STMT_HASH_LEN], char out[STMT_NAME_LEN])
@@ -127,14 +128,8 @@ void stmt_map_set(struct stmt_map *m, struct stmt_table *t, const char *name, st
 		e->st = st;
 		return;
 	}
-	if (m->n == m->cap) {
-		uint32_t ncap = m->cap ? m->cap * 2 : 8;
-		struct stmt_map_entry *nv = realloc(m->v, ncap * sizeof *nv);
-		if (!nv)
-			die("out of memory");
-		m->v = nv;
-		m->cap = ncap;
-	}
+	if (m->n == m->cap)
+		m->v = bytes_grow_array(m->v, &m->cap, sizeof *m->v, 8);
 	m->v[m->n].name = strdup(name);
 	if (!m->v[m->n].name)
 		die("out of memory");
@@ -187,14 +182,8 @@ void stmt_set_mark(struct stmt_set *s, const uint8_t hash[STMT_HASH_LEN], enum s
 		return;
 	}
 	if (!e) {
-		if (s->n == s->cap) {
-			uint32_t ncap = s->cap ? s->cap * 2 : 16;
-			struct stmt_set_entry *nv = realloc(s->v, ncap * sizeof *nv);
-			if (!nv)
-				die("out of memory");
-			s->v = nv;
-			s->cap = ncap;
-		}
+		if (s->n == s->cap)
+			s->v = bytes_grow_array(s->v, &s->cap, sizeof *s->v, 16);
 		e = &s->v[s->n++];
 		memcpy(e->hash, hash, STMT_HASH_LEN);
 	}

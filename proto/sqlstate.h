@@ -13,3 +13,7 @@
 #define SQLSTATE_FEATURE_NOT_SUPPORTED   "0A000"
 #define SQLSTATE_INTERNAL_ERROR          "XX000"
 #define SQLSTATE_OUT_OF_MEMORY           "53200"
+#define SQLSTATE_LIMIT_EXCEEDED          "53400"   /* configuration_limit_exceeded */
+#define SQLSTATE_INSUFFICIENT_PRIVILEGE  "42501"
+#define SQLSTATE_PROGRAM_LIMIT_EXCEEDED  "54000"
+#define SQLSTATE_IDLE_IN_TRANSACTION     "25P03"   /* idle_in_transaction_session_timeout */

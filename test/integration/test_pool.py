@@ -262,3 +262,25 @@ def test_pgbench(proxy, pg, protocol):
     finally:
         pg.execute("drop table if exists pgbench_accounts, pgbench_branches, pgbench_history, pgbench_tellers",
                    dbname="appdb")
+
+
+@pytest.mark.deadline(120)
+def test_150_sessions_burst_large_replies(proxy, pg):
+    """More data at once than the receive-buffer ring starts with: it must grow, and starved receives resume."""
+    n = 150
+    p = proxy(databases={"appdb": {"pool_size": n}}, max_client_connections=n + 10)
+    conns = [p.connect() for _ in range(n)]
+    go = threading.Barrier(n)
+
+    def burst(c):
+        go.wait()
+        for _ in range(5):
+            assert len(c.execute("select repeat('x', 50000)").fetchone()[0]) == 50000
+
+    try:
+        with ThreadPoolExecutor(n) as ex:
+            for f in [ex.submit(burst, c) for c in conns]:
+                f.result(timeout=60)
+    finally:
+        for c in conns:
+            c.close()

@@ -1,7 +1,11 @@
-/* Unit test for lib/cfg.c and lib/cfg_value.c: loading, defaults, each kind of error with its position, and the value parsers. */
+/*
+ * Unit test for lib/cfg.c, lib/cfg_value.c and lib/cfg_tenant.c: loading, defaults, each kind of error
+ * with its position, and the value parsers.
+ */
 #include "lib/cfg.h"
 
 #include <errno.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,7 +197,52 @@ static void test_example(void)
 	CHECK(c->server_lifetime == 3600000 && c->shutdown_timeout == 30000);
 	CHECK_STR(c->server_reset_query, "DISCARD ALL");
 	CHECK_STR(c->path, EXAMPLE);
+	CHECK(c->ntenants == 0 && c->tenants == NULL && c->quota_state_file == NULL);
 	cfg_free(c);
+	end();
+}
+
+/* The example with its commented-out tenants: and quota: sections in use: each "# " before YAML is dropped. */
+static char *example_uncommented(void)
+{
+	FILE *f = fopen(EXAMPLE, "r");
+	char line[1024], *out;
+	size_t len = 0, cap = 1 << 16;
+
+	out = calloc(1, cap);
+	if (!f || !out)
+		abort();
+	while (fgets(line, sizeof(line), f)) {
+		const char *s = line;
+
+		if (!strncmp(s, "# tenants:", 10) || !strncmp(s, "# quota:", 8) || !strncmp(s, "#   ", 4))
+			s += 2;
+		if (len + strlen(s) + 1 > cap)
+			abort();
+		memcpy(out + len, s, strlen(s) + 1);
+		len += strlen(s);
+	}
+	fclose(f);
+	return out;
+}
+
+static void test_example_tenants(void)
+{
+	char *text = example_uncommented();
+	const struct cfg_tenant *t;
+	struct cfg *c;
+
+	begin("example config's commented-out tenants and quota load when uncommented");
+	c = load_ok(text);
+	if (c) {
+		CHECK(c->ntenants == 1);
+		t = c->ntenants ? &c->tenants[0] : NULL;
+		CHECK(t && t->nusers == 2 && t->ndatabases == 1 && t->nbudgets == 4 && t->ndeny == 1);
+		CHECK(t && t->burst == 1000 && t->max_result_bytes == 100ull << 20 && !t->read_only);
+		CHECK_STR(c->quota_state_file, "./ringbouncer-quota.state");
+		cfg_free(c);
+	}
+	free(text);
 	end();
 }
 
@@ -224,6 +273,8 @@ static void test_defaults(void)
 		CHECK(cfg_find_db(c, "other") == NULL);
 		CHECK(cfg_find_user(c, "db") == NULL);
 		CHECK(!cfg_is_admin(c, "admin"));
+		CHECK(c->ntenants == 0 && c->quota_state_file == NULL);
+		CHECK(cfg_find_tenant(c, "app", "db") == NULL);
 		cfg_free(c);
 	}
 	end();
@@ -487,6 +538,241 @@ static void test_track_parameters(void)
 		     "max_prepared_statements");
 }
 
+/* The tenant of the contract in config.yaml.example, with every key given. */
+static const char tenants_full[] =
+	"tenants:\n"
+	"  acme:\n"
+	"    users: [acme_app, acme_ro]\n"
+	"    databases: [acme]\n"
+	"    max_client_connections: 200\n"
+	"    max_server_connections: 8\n"
+	"    queries_per_second: 500\n"
+	"    burst: 1000\n"
+	"    rate_limit_action: reject\n"
+	"    max_delay: 2s\n"
+	"    query_timeout: 30s\n"
+	"    idle_transaction_timeout: 60s\n"
+	"    max_rows: 100000\n"
+	"    max_result_bytes: 100MB\n"
+	"    budgets:\n"
+	"      - { metric: queries,     limit: 1000000, per: day }\n"
+	"      - { metric: bytes_out,   limit: 10GB,    per: hour }\n"
+	"      - { metric: rows,        limit: 50000000, per: day }\n"
+	"      - { metric: server_time, limit: 1h,      per: hour }\n"
+	"      - metric: queries\n"
+	"        limit: 10\n"
+	"        per: minute\n"
+	"    deny:  ['^\\s*(drop|truncate)\\b', \"^vacuum\"]\n"
+	"    allow: []\n"
+	"    read_only: true\n"
+	"  beta:\n"
+	"    databases: [beta, acme_ro]\n"
+	"    allow: '^select'\n"
+	"quota:\n"
+	"  state_file: ./ringbouncer-quota.state\n"
+	DB;
+
+static void test_tenants(void)
+{
+	const struct cfg_tenant *t;
+	struct cfg *c;
+
+	begin("tenants: every key, in file order");
+	c = load_ok(tenants_full);
+	if (c) {
+		CHECK(c->ntenants == 2);
+		t = &c->tenants[0];
+		CHECK_STR(t->name, "acme");
+		CHECK(t->nusers == 2 && t->ndatabases == 1);
+		CHECK_STR(t->users[0], "acme_app");
+		CHECK_STR(t->users[1], "acme_ro");
+		CHECK_STR(t->databases[0], "acme");
+		CHECK(t->max_client_connections == 200 && t->max_server_connections == 8);
+		CHECK(t->queries_per_second == 500 && t->burst == 1000);
+		CHECK(t->rate_limit_action == CFG_RATE_REJECT && t->max_delay == 2000);
+		CHECK(t->query_timeout == 30000 && t->idle_transaction_timeout == 60000);
+		CHECK(t->max_rows == 100000 && t->max_result_bytes == 100ull << 20);
+		CHECK(t->nbudgets == 5);
+		if (t->nbudgets == 5) {
+			CHECK(t->budgets[0].metric == CFG_METRIC_QUERIES && t->budgets[0].per == CFG_WINDOW_DAY);
+			CHECK(t->budgets[0].limit == 1000000);
+			CHECK(t->budgets[1].metric == CFG_METRIC_BYTES_OUT && t->budgets[1].per == CFG_WINDOW_HOUR);
+			CHECK(t->budgets[1].limit == 10ull << 30);
+			CHECK(t->budgets[2].metric == CFG_METRIC_ROWS && t->budgets[2].per == CFG_WINDOW_DAY);
+			CHECK(t->budgets[2].limit == 50000000);
+			CHECK(t->budgets[3].metric == CFG_METRIC_SERVER_TIME && t->budgets[3].per == CFG_WINDOW_HOUR);
+			CHECK(t->budgets[3].limit == 3600ull * 1000 * 1000);
+			CHECK(t->budgets[4].metric == CFG_METRIC_QUERIES && t->budgets[4].per == CFG_WINDOW_MINUTE);
+			CHECK(t->budgets[4].limit == 10);
+		}
+		CHECK(t->ndeny == 2 && t->nallow == 0);
+		if (t->ndeny == 2) {
+			CHECK_STR(t->deny[0], "^\\s*(drop|truncate)\\b");
+			CHECK_STR(t->deny[1], "^vacuum");
+		}
+		CHECK(t->read_only);
+		t = &c->tenants[1];
+		CHECK_STR(t->name, "beta");
+		CHECK(t->nusers == 0 && t->ndatabases == 2 && t->nallow == 1 && t->ndeny == 0);
+		if (t->nallow == 1)
+			CHECK_STR(t->allow[0], "^select");
+		CHECK_STR(c->quota_state_file, "./ringbouncer-quota.state");
+
+		/* The user's tenant wins over the database's; names match exactly. */
+		CHECK(cfg_find_tenant(c, "acme_app", "beta") == &c->tenants[0]);
+		CHECK(cfg_find_tenant(c, "acme_ro", "acme_ro") == &c->tenants[0]);
+		CHECK(cfg_find_tenant(c, "someone", "acme_ro") == &c->tenants[1]);
+		CHECK(cfg_find_tenant(c, "someone", "beta") == &c->tenants[1]);
+		CHECK(cfg_find_tenant(c, "someone", "acme") == &c->tenants[0]);
+		CHECK(cfg_find_tenant(c, "someone", "elsewhere") == NULL);
+		CHECK(cfg_find_tenant(c, "ACME_APP", "Beta") == NULL);
+		CHECK(cfg_find_tenant(c, NULL, "beta") == &c->tenants[1]);
+		CHECK(cfg_find_tenant(c, "acme_ro", NULL) == &c->tenants[0]);
+		CHECK(cfg_find_tenant(c, NULL, NULL) == NULL);
+		cfg_free(c);
+	}
+	end();
+
+	begin("tenants: defaults, file order, burst following the rate, ${ENV} in state_file");
+	setenv("RB_TEST_STATE", "/var/lib/rb", 1);
+	c = load_ok("tenants:\n"
+		    "  zeta: { users: only }\n"
+		    "  alpha: { databases: [a], queries_per_second: 50, read_only: False }\n"
+		    "quota: { state_file: \"${RB_TEST_STATE}/quota\" }\n" DB);
+	if (c) {
+		CHECK(c->ntenants == 2);
+		t = &c->tenants[0];
+		CHECK_STR(t->name, "zeta");
+		CHECK(t->nusers == 1 && t->ndatabases == 0);
+		CHECK_STR(t->users[0], "only");
+		CHECK(t->max_client_connections == 0 && t->max_server_connections == 0);
+		CHECK(t->queries_per_second == 0 && t->burst == 0);
+		CHECK(t->rate_limit_action == CFG_RATE_DELAY && t->max_delay == 1000);
+		CHECK(t->query_timeout == 0 && t->idle_transaction_timeout == 0);
+		CHECK(t->max_rows == 0 && t->max_result_bytes == 0);
+		CHECK(t->nbudgets == 0 && t->ndeny == 0 && t->nallow == 0 && !t->read_only);
+		t = &c->tenants[1];
+		CHECK_STR(t->name, "alpha");
+		CHECK(t->queries_per_second == 50 && t->burst == 50 && !t->read_only);
+		CHECK_STR(c->quota_state_file, "/var/lib/rb/quota");
+		CHECK(cfg_find_tenant(c, "only", "a") == &c->tenants[0]);
+		cfg_free(c);
+	}
+	c = load_ok("tenants: {}\nquota: {}\n" DB);
+	CHECK(c && c->ntenants == 0 && c->quota_state_file == NULL);
+	cfg_free(c);
+	end();
+}
+
+static void test_regcomp(void)
+{
+	regex_t re;
+
+	begin("cfg_regcomp: extended, case-insensitive, GNU \\s and \\b");
+	CHECK(cfg_regcomp(&re, "^\\s*(drop|truncate)\\b") == 0);
+	CHECK(regexec(&re, "  DROP table x", 0, NULL, 0) == 0);
+	CHECK(regexec(&re, "Truncate t", 0, NULL, 0) == 0);
+	CHECK(regexec(&re, "\tdrop", 0, NULL, 0) == 0);
+	CHECK(regexec(&re, "dropped", 0, NULL, 0) == REG_NOMATCH);
+	CHECK(regexec(&re, "select 1; drop table x", 0, NULL, 0) == REG_NOMATCH);
+	regfree(&re);
+	CHECK(cfg_regcomp(&re, "(unclosed") != 0);
+	end();
+}
+
+/* Appended to a tenant snippet, keeps the rest of the file valid. */
+#define T_HEAD "tenants:\n  t:\n    users: [u]\n"
+
+static void test_tenant_errors(void)
+{
+	expect_error("tenants not a mapping", "tenants: [a]\n" DB, 1, 10, "'tenants' must be a mapping of tenant names");
+	expect_error("tenant not a mapping", "tenants:\n  t: x\n" DB, 2, 6, "tenant 't' must be a mapping of keys like 'users'");
+	expect_error("empty tenant name", "tenants:\n  \"\": { users: [u] }\n" DB, 2, 3, "keys must be non-empty strings");
+	expect_error("duplicate tenant", "tenants:\n  t: { users: [u] }\n  t: { users: [v] }\n" DB, 3, 3,
+		     "duplicate key 't' (first at line 2)");
+	expect_error("unknown key in a tenant", "tenants:\n  t: { users: [u], max_rowz: 5 }\n" DB, 2, 20,
+		     "unknown key 'max_rowz'");
+	expect_error("unknown key in a budget",
+		     T_HEAD "    budgets:\n      - { metric: rows, limit: 1, per: day, window: x }\n" DB, 5, 45,
+		     "unknown key 'window'");
+	expect_error("unknown key in quota", "quota: { state_file: x, path: y }\n" DB, 1, 25, "unknown key 'path'");
+
+	expect_error("tenant without users or databases", "tenants:\n  t: { max_rows: 5 }\n" DB, 2, 3,
+		     "tenant 't' needs 'users' or 'databases'");
+	expect_error("tenant with empty lists", "tenants:\n  t: { users: [], databases: [] }\n" DB, 2, 3,
+		     "tenant 't' needs 'users' or 'databases'");
+	expect_error("empty user name", "tenants:\n  t: { users: [\"\"] }\n" DB, 2, 16,
+		     "'users' must be a list of user names, not ''");
+	expect_error("users a mapping", "tenants:\n  t: { users: {a: 1} }\n" DB, 2, 15, "'users' must be a list of user names");
+	expect_error("user in two tenants", "tenants:\n  a: { users: [x, y] }\n  b: { users: [y] }\n" DB, 3, 16,
+		     "user 'y' is already in tenant 'a'");
+	expect_error("user twice in one tenant", "tenants:\n  a: { users: [x, x] }\n" DB, 2, 19,
+		     "user 'x' is already in tenant 'a'");
+	expect_error("database in two tenants", "tenants:\n  a: { databases: [d] }\n  b: { users: [u], databases: [d] }\n" DB,
+		     3, 32, "database 'd' is already in tenant 'a'");
+
+	expect_error("burst without queries_per_second", "tenants:\n  t: { users: [u], burst: 10 }\n" DB, 2, 27,
+		     "'burst' needs 'queries_per_second'");
+	expect_error("burst zero", "tenants:\n  t: { users: [u], queries_per_second: 5, burst: 0 }\n" DB, 2, 50,
+		     "'burst' must be a positive integer, not '0'");
+	expect_error("limit written as zero", "tenants:\n  t: { users: [u], max_server_connections: 0 }\n" DB, 2, 44,
+		     "'max_server_connections' must be a positive integer, not '0'");
+	expect_error("max_rows zero", T_HEAD "    max_rows: 0\n" DB, 4, 15, "'max_rows' must be a positive integer, not '0'");
+	expect_error("bad rate_limit_action", T_HEAD "    rate_limit_action: drop\n" DB, 4, 24,
+		     "'rate_limit_action' must be one of delay, reject, not 'drop'");
+	expect_error("max_delay zero", T_HEAD "    max_delay: 0\n" DB, 4, 16, "'max_delay' must be a positive duration");
+	expect_error("bad query_timeout", T_HEAD "    query_timeout: soon\n" DB, 4, 20,
+		     "'query_timeout' must be a positive duration like 30s, 500ms, 5m, 1h, 2d or a number of seconds, not 'soon'");
+	expect_error("bad size", T_HEAD "    max_result_bytes: 10XB\n" DB, 4, 23,
+		     "'max_result_bytes' must be a positive size like 64KB, 100MB, 10GB or a number of bytes, not '10XB'");
+	expect_error("read_only not a boolean", T_HEAD "    read_only: yes\n" DB, 4, 16,
+		     "'read_only' must be true or false, not 'yes'");
+
+	expect_error("unknown metric", T_HEAD "    budgets:\n      - { metric: cpu, limit: 1, per: day }\n" DB, 5, 19,
+		     "'metric' must be one of queries, bytes_out, rows, server_time, not 'cpu'");
+	expect_error("unknown window", T_HEAD "    budgets:\n      - { metric: rows, limit: 1, per: week }\n" DB, 5, 40,
+		     "'per' must be one of minute, hour, day, not 'week'");
+	expect_error("budget without limit", T_HEAD "    budgets:\n      - { metric: rows, per: day }\n" DB, 5, 9,
+		     "budget needs 'limit'");
+	expect_error("block budget without per", T_HEAD "    budgets:\n      - metric: rows\n        limit: 5\n" DB, 5, 9,
+		     "budget needs 'per'");
+	expect_error("budget not a mapping", T_HEAD "    budgets: [queries]\n" DB, 4, 15, "'budgets' must be a list of {");
+	expect_error("budgets not a list", T_HEAD "    budgets: { metric: rows, limit: 1, per: day }\n" DB, 4, 14,
+		     "'budgets' must be a list of {");
+	expect_error("budget limit zero", T_HEAD "    budgets:\n      - { metric: queries, limit: 0, per: day }\n" DB,
+		     5, 35, "'limit' must be a positive integer for metric queries, not '0'");
+	expect_error("bytes_out limit not a size",
+		     T_HEAD "    budgets:\n      - { metric: bytes_out, limit: lots, per: hour }\n" DB, 5, 37,
+		     "'limit' must be a positive size like 64KB, 100MB, 10GB or a number of bytes for metric bytes_out, "
+		     "not 'lots'");
+	expect_error("server_time limit not a duration",
+		     T_HEAD "    budgets:\n      - { metric: server_time, limit: 1 hour, per: day }\n" DB, 5, 39,
+		     "for metric server_time, not '1 hour'");
+	{
+		static const struct want w[] = {
+			/* In range as milliseconds, not as microseconds. */
+			{ 5, 18, "'limit' must be a positive duration like 30s, 500ms, 5m, 1h, 2d or a number of seconds "
+				 "for metric server_time, not '18446744073709552ms'" },
+			{ 7, 9, "duplicate budget for rows per day (first at line 6)" },
+		};
+
+		expect_errors("duplicate budget, a bad limit beside it",
+			      T_HEAD "    budgets:\n"
+			      "      - { limit: 18446744073709552ms, metric: server_time, per: hour }\n"
+			      "      - { metric: rows, limit: 5, per: day }\n"
+			      "      - { metric: rows, limit: 6, per: day }\n"
+			      "      - { metric: rows, limit: 7, per: hour }\n" DB,
+			      w, 2);
+	}
+
+	expect_error("bad regex", T_HEAD "    deny: ['ok', '(unclosed']\n" DB, 4, 18,
+		     "'deny' entry '(unclosed' is not a valid regular expression: Unmatched ( or \\(");
+	expect_error("empty allow pattern", T_HEAD "    allow: [\"\"]\n" DB, 4, 13,
+		     "'allow' must be a list of regular expressions, not ''");
+	expect_error("empty state_file", "quota: { state_file: \"\" }\n" DB, 1, 22, "'state_file' must be a file name, not ''");
+	expect_error("quota not a mapping", "quota: ./q.state\n" DB, 1, 8, "'quota' must be a mapping like { state_file:");
+}
+
 static void test_many_errors(void)
 {
 	static const struct want w[] = {
@@ -683,11 +969,15 @@ static void test_listen_and_secrets(void)
 int main(void)
 {
 	test_example();
+	test_example_tenants();
 	test_defaults();
 	test_values();
 	test_env();
 	test_errors();
 	test_track_parameters();
+	test_tenants();
+	test_regcomp();
+	test_tenant_errors();
 	test_many_errors();
 	test_files();
 	test_parsers();

@@ -119,8 +119,16 @@ static void test_bufring_grows(void)
 	CHECK(got == 16);
 	CHECK(seen_active[0] == 2 && seen_active[1] == 4 && seen_active[3] == 8 && seen_active[got - 1] == 16);
 	CHECK(br.in_ring == 0);
+	bufring_starved(&br);   /* all 16 given: nothing more to provide */
+	CHECK(br.active == 16 && br.in_ring == 0);
 	close(sv[0]);
 	close(sv[1]);
+	bufring_destroy(&br, &ring);
+
+	/* A receive that found the ring dry makes it grow before any buffer comes back. */
+	CHECK(bufring_init(&br, &ring, 6, 16, 4, 64) == 0);
+	bufring_starved(&br);
+	CHECK(br.active == 8 && br.in_ring == 8);
 	bufring_destroy(&br, &ring);
 	io_uring_queue_exit(&ring);
 }

@@ -1,0 +1,34 @@
+/* A tenant's deny/allow rules, compiled for one worker thread. */
+#pragma once
+
+#include <regex.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/cfg.h"
+
+/*
+ * Each worker compiles its own copy: glibc's regexec takes a lock inside a
+ * shared pattern, and no path a query takes may wait on another thread.
+ */
+struct quota_rules {
+	regex_t *deny, *allow;
+	size_t   ndeny, nallow;
+	char    *scratch;            /* one statement at a time, NUL-terminated */
+	size_t   scratch_cap;
+};
+
+/* 0, or -EINVAL when a pattern does not compile (cfg_load checked them all). */
+int quota_rules_init(struct quota_rules *r, const struct cfg_tenant *t) __attribute__((warn_unused_result));
+void quota_rules_free(struct quota_rules *r);
+static inline bool quota_rules_any(const struct quota_rules *r) { return r->ndeny || r->nallow; }
+
+/*
+ * Whether every statement of sql[0..n) may run: none matches a deny rule and,
+ * when there are allow rules, each matches one. PostgreSQL reads the text up
+ * to its first NUL, and so do the rules. On false, *stmt_out points at the
+ * first refused statement (valid until the next call) and *deny says which
+ * kind of rule refused it. sql_flags: for sql_next (proto/sql.h).
+ */
+bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned sql_flags,
+		      const char **stmt_out, bool *deny);
