@@ -1,5 +1,6 @@
 /* Client connections: startup packet, authentication, a server from the pool, relay, and the goodbye. */
 #include "lib/client.h"
+#include "lib/client_int.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -31,100 +32,26 @@
 #include "proto/sqlstate.h"
 #include "quota/tenant.h"
 
-/*
- * STARTUP, AUTH: logging in. IDLE: logged in, holding no server. WAIT: queued
- * for a server. SETUP: the server runs our SETs of its startup parameters.
- * DELAY: a query held back by its tenant's rate limit (with or without a
- * server). LINKED: relaying. Order matters: states from WAIT on are logged
- * sessions.
- */
-#define CLIENT_STATES(X) X(STARTUP) X(AUTH) X(WAIT) X(SETUP) X(IDLE) X(DELAY) X(LINKED) X(CLOSED)
-#define CLIENT_STATE_ENUM(name) CL_##name,
-enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
-#undef CLIENT_STATE_ENUM
 #define CLIENT_STATE_NAME(name) #name,
 static const char *const client_state_names[] = { CLIENT_STATES(CLIENT_STATE_NAME) };
 #undef CLIENT_STATE_NAME
 
-/*
- * Bytes a client may send before it has a server. Logging in, that is the
- * limit; queued for a server, reading pauses there (backpressure) and only
- * what was already in flight may pass it, up to the hard limit.
- */
-#define CLIENT_IN_MAX (64u * 1024)
-#define CLIENT_IN_HARD_MAX (1024u * 1024)
-#define CLIENT_AUTH_MSG_MAX 8192u
 
-struct client {
-	struct conn c;
-	enum client_state st;
-	struct pool_waiter wt;
-	struct server_link link;
-	struct pool *pool;
-	struct server *srv;
-	struct auth_state auth;
-	struct frame fr;              /* client -> server stream, once linked */
-	struct stmt_map stmts;        /* transaction pooling: the client's statement names */
-	struct bytes coll;            /* a Parse/Bind/Describe/Close being gathered across chunks */
-	uint32_t coll_left;
-	uint8_t held[5];              /* a message header cut by a chunk's end, not forwarded yet */
-	uint8_t nheld;
-	struct server_param *opts;    /* settings from the `options` startup parameter */
-	uint32_t nopts;
-	struct server_param *set;     /* tracked parameters the client SET (as the server reported them) */
-	uint32_t nset;
-	uint64_t setup_mask;          /* tracked parameters (by index) the running setup query sets */
-	struct bytes in;              /* gathered bytes before the relay starts */
-	uint8_t *pkt;                 /* the startup packet: user, db and parameters point into it */
-	uint32_t pktlen;
-	const char *user, *db;
-	const struct cfg_db *d;
-	uint32_t key;                 /* BackendKeyData secret */
-	uint64_t since, state_since;
-	/* Tenant guardrails (NULL tenant: none). */
-	struct worker_tenant *tenant;
-	bool tenant_counted;          /* counted in the tenant's clients */
-	bool tslot;                   /* holds one of its max_server_connections */
-	bool tqueued;                 /* waiting on the worker's queue for such a slot */
-	bool admitted;                /* the next Query/Execute passed admission already (it was delayed) */
-	bool checked;                 /* the next Query passed the rules already (checked before a server) */
-	struct client *tprev, *tnext;
-	uint64_t twait_since;
-	uint64_t delay_until;         /* ms */
-	uint64_t busy_since_us;       /* the server works for us since: server_time */
-	uint64_t acc_rows, acc_bytes; /* usage not yet added to the tenant's */
-	uint64_t drop_left;           /* bytes of a refused message still to cut from the stream */
-	bool over_limit;
-	bool welcomed;                /* got ParameterStatus..ReadyForQuery: logged in */
-	char addr[64];
-	char id[16];
-};
-
-static struct client *client_of(struct conn *c)
-{
-	return (struct client *)c;
-}
-
-static const struct cfg *client_cfg(const struct client *cl)
-{
-	return cl->c.w->rt->cfg;
-}
-
-static void client_set_state(struct client *cl, enum client_state st)
+void client_set_state(struct client *cl, enum client_state st)
 {
 	log_debug("%s %s -> %s", cl->id, client_state_names[cl->st], client_state_names[st]);
 	cl->st = st;
 	cl->state_since = cl->c.w->now;
 }
 
-static void client_send(struct client *cl, const struct wbuf *w)
+void client_send(struct client *cl, const struct wbuf *w)
 {
 	if (w->overflow)
 		die("client message overflow");
 	conn_send_copy(&cl->c, w->p, w->len);
 }
 
-static void client_send_error(struct client *cl, const char *severity, const char *sqlstate,
+void client_send_error(struct client *cl, const char *severity, const char *sqlstate,
 			      const char *message, const char *hint)
 {
 	uint8_t buf[1024];
@@ -136,9 +63,6 @@ static void client_send_error(struct client *cl, const char *severity, const cha
 	}
 	client_send(cl, &w);
 }
-
-static void client_tenant_dequeue(struct client *cl);
-static void client_tenant_give(struct client *cl);
 
 /* Leaves: the server goes back (reset) or is closed, the socket closes after what is queued. */
 static void client_close(struct client *cl, const char *why)
@@ -166,7 +90,7 @@ static void client_close(struct client *cl, const char *why)
 	conn_close_flushed(&cl->c, 2000);
 }
 
-static void client_fatal(struct client *cl, const char *sqlstate, const char *message)
+void client_fatal(struct client *cl, const char *sqlstate, const char *message)
 {
 	if (cl->st == CL_CLOSED)
 		return;
@@ -191,277 +115,6 @@ static uint32_t client_pid(const struct client *cl)
 }
 
 /* --- tenant guardrails --- */
-
-static const char *client_wanted(const struct client *cl, const char *name);
-
-static uint64_t client_clock_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
-static const struct cfg_tenant *client_tcfg(const struct client *cl)
-{
-	return cl->tenant->q->cfg;
-}
-
-enum client_verdict { CLIENT_PASS, CLIENT_REFUSED, CLIENT_DELAYED };
-
-/*
- * Admission of one Query or Execute against the tenant's budgets and rate.
- * CLIENT_DELAYED sets delay_until (the rate slot is reserved); CLIENT_REFUSED
- * writes the ErrorResponse into err.
- */
-static enum client_verdict client_admit(struct client *cl, struct wbuf *err)
-{
-	const struct cfg_tenant *t = client_tcfg(cl);
-	uint64_t wait_us = 0, wall = (uint64_t)time(NULL);
-	const struct cfg_budget *b = NULL;
-	char msg[320], hint[200];
-	switch (quota_admit(cl->tenant->q, client_clock_us(), wall, &wait_us, &b)) {
-	case QUOTA_OK:
-		return CLIENT_PASS;
-	case QUOTA_DELAY:
-		cl->delay_until = cl->c.w->now + (wait_us + 999) / 1000;
-		return CLIENT_DELAYED;
-	case QUOTA_RATE:
-		if (t->rate_limit_action == CFG_RATE_REJECT)
-			snprintf(msg, sizeof msg,
-				 "query rate limit of tenant \"%s\" exceeded (queries_per_second is %u, burst %u)",
-				 t->name, t->queries_per_second, t->burst);
-		else
-			snprintf(msg, sizeof msg,
-				 "query rate limit of tenant \"%s\" exceeded: the query would wait longer than "
-				 "max_delay (%.3gs; queries_per_second is %u)",
-				 t->name, (double)t->max_delay / 1000.0, t->queries_per_second);
-		snprintf(hint, sizeof hint, "The tenant may run %u queries per second; retry later.",
-			 t->queries_per_second);
-		break;
-	case QUOTA_BUDGET:
-		snprintf(msg, sizeof msg, "budget of tenant \"%s\" exhausted: %s per %s is limited to %llu",
-			 t->name, quota_metric_name(b->metric), quota_window_name(b->per),
-			 (unsigned long long)b->limit);
-		snprintf(hint, sizeof hint, "The budget resets when the UTC %s ends, in %llu s.",
-			 quota_window_name(b->per), (unsigned long long)quota_window_left(b->per, wall));
-		break;
-	}
-	msg_error(err, "ERROR", SQLSTATE_LIMIT_EXCEEDED, msg, NULL, hint);
-	return CLIENT_REFUSED;
-}
-
-/* The deny/allow rules on a Query's or Parse's text; false with the ErrorResponse in err. */
-static bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf *err)
-{
-	const char *stmt;
-	bool deny;
-	/* Where backslashes escape quotes, statements split elsewhere: ask what the session has. */
-	const char *scs = cl->srv ? server_param(cl->srv, "standard_conforming_strings")
-				  : client_wanted(cl, "standard_conforming_strings");
-	unsigned flags = scs && strcasecmp(scs, "off") == 0 ? SQL_BACKSLASH_ESCAPES : 0;
-	if (quota_rules_pass(&cl->tenant->rules, sql, n, flags, &stmt, &deny))
-		return true;
-	char msg[320];
-	snprintf(msg, sizeof msg, "statement refused for tenant \"%s\": it %s", client_tcfg(cl)->name,
-		 deny ? "matches a deny rule" : "matches no allow rule");
-	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
-	log_info("%s %s/%s tenant %s refused: %.200s", cl->id, cl->db, cl->user, client_tcfg(cl)->name, stmt);
-	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, NULL);
-	return false;
-}
-
-/* The query text of a whole Query or Parse message m[0..len), and its length. NULL if malformed. */
-static const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
-{
-	const uint8_t *p = m + 5, *end = m + len;
-	if (m[0] == 'P') {
-		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
-		if (!nul)
-			return NULL;
-		p = nul + 1;
-	}
-	*n = (size_t)(end - p);
-	return (const char *)p;
-}
-
-/* Usage the server relayed: added to the tenant's at each ReadyForQuery, not per chunk. */
-static void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies)
-{
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
-	cl->acc_rows += rows;
-	cl->acc_bytes += bytes;
-	if (!readies)
-		return;
-	struct quota_tenant *q = cl->tenant->q;
-	uint64_t wall = (uint64_t)time(NULL);
-	if (cl->acc_rows)
-		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
-	quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
-	cl->acc_rows = cl->acc_bytes = 0;
-	if (cl->busy_since_us && cl->srv && cl->srv->txn.pending == 0) {
-		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
-		cl->busy_since_us = 0;
-	}
-}
-
-/* Tenant connection slots: a client takes one before asking its pool for a server. */
-static void client_tenant_dequeue(struct client *cl)
-{
-	struct worker_tenant *t = cl->tenant;
-	if (!cl->tqueued)
-		return;
-	if (cl->tprev)
-		cl->tprev->tnext = cl->tnext;
-	else
-		t->wait_head = cl->tnext;
-	if (cl->tnext)
-		cl->tnext->tprev = cl->tprev;
-	else
-		t->wait_tail = cl->tprev;
-	cl->tprev = cl->tnext = NULL;
-	cl->tqueued = false;
-}
-
-/* Asks the pool for a server, once the tenant lets the client hold one more. */
-static void client_acquire(struct client *cl)
-{
-	struct worker_tenant *t = cl->tenant;
-	client_set_state(cl, CL_WAIT);
-	if (t && !cl->tslot) {
-		if (!quota_server_take(t->q)) {
-			cl->tqueued = true;
-			cl->twait_since = cl->c.w->now;
-			cl->tprev = t->wait_tail;
-			cl->tnext = NULL;
-			if (t->wait_tail)
-				t->wait_tail->tnext = cl;
-			else
-				t->wait_head = cl;
-			t->wait_tail = cl;
-			return;
-		}
-		cl->tslot = true;
-	}
-	pool_acquire(cl->pool, &cl->wt);
-}
-
-/* Waiters of this worker take the slots free now, in order. */
-static void client_tenant_serve(struct worker_tenant *t)
-{
-	while (t->wait_head && quota_server_take(t->q)) {
-		struct client *cl = t->wait_head;
-		client_tenant_dequeue(cl);
-		cl->tslot = true;
-		pool_acquire(cl->pool, &cl->wt);
-	}
-}
-
-static void client_tenant_give(struct client *cl)
-{
-	if (!cl->tslot)
-		return;
-	cl->tslot = false;
-	quota_server_give(cl->tenant->q);
-	client_tenant_serve(cl->tenant);
-}
-
-/* A client waiting for a tenant slot: slots freed on other workers are seen here, each tick. */
-static void client_tenant_tick(struct client *cl)
-{
-	struct worker_tenant *t = cl->tenant;
-	uint64_t limit = client_cfg(cl)->query_wait_timeout;
-	if (t->wait_head == cl)
-		client_tenant_serve(t);
-	if (!cl->tqueued || !limit || cl->c.w->now - cl->twait_since < limit)
-		return;
-	client_tenant_dequeue(cl);
-	char msg[320];
-	snprintf(msg, sizeof msg,
-		 "no server connection available for tenant \"%s\" after %.1fs (max_server_connections is %u; "
-		 "query_wait_timeout)", client_tcfg(cl)->name, (double)(cl->c.w->now - cl->twait_since) / 1000.0,
-		 client_tcfg(cl)->max_server_connections);
-	client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
-}
-
-static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy);
-
-/*
- * Holds back the rest of the stream from a rate-limited message on: its held
- * header bytes and rest[0..n), with the framer wound back to the message's
- * start at stream offset at. rest may point into cl->in.
- */
-static void client_delay(struct client *cl, const uint8_t *rest, size_t n, uint64_t at)
-{
-	struct bytes keep = { 0 };
-	if (!bytes_append(&keep, cl->held, cl->nheld, CLIENT_IN_HARD_MAX) ||
-	    !bytes_append(&keep, rest, n, CLIENT_IN_HARD_MAX))
-		die("out of memory");
-	cl->nheld = 0;
-	bytes_free(&cl->in);
-	cl->in = keep;
-	cl->fr = (struct frame){ .pos = at };
-	cl->admitted = true;
-	client_set_state(cl, CL_DELAY);
-	worker_timer_at(cl->c.w, &cl->c, cl->delay_until);
-	if (cl->in.len >= CLIENT_IN_MAX)
-		conn_recv_pause(&cl->c);
-}
-
-static void client_on_timer(struct conn *c)
-{
-	struct client *cl = client_of(c);
-	if (cl->st != CL_DELAY || c->w->now < cl->delay_until)
-		return;
-	if (!cl->srv) {
-		client_acquire(cl);
-		return;
-	}
-	client_set_state(cl, CL_LINKED);
-	uint32_t n = cl->in.len;
-	cl->in.len = 0;
-	client_relay(cl, 0, cl->in.p, n, true);
-	if (cl->st == CL_LINKED && !cl->c.recv_wanted && conn_queued(&cl->srv->c) <= CONN_HIGH_WATER)
-		conn_recv_start(&cl->c);
-}
-
-/*
- * Transaction pooling, no server held: a chunk that is one whole Query is
- * judged before a server is taken, so a refused query costs none. Returns
- * true when it was answered (refused) or held back (delayed).
- */
-static bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
-{
-	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->admitted)
-		return false;
-	uint8_t buf[1024];
-	struct wbuf err = wbuf_on(buf, sizeof buf);
-	bool rules = quota_rules_any(&cl->tenant->rules);
-	if (rules && !client_rules_pass(cl, (const char *)p + 5, n - 5, &err))
-		goto refused;
-	cl->checked = rules;
-	switch (client_admit(cl, &err)) {
-	case CLIENT_PASS:
-		cl->admitted = true;
-		return false;
-	case CLIENT_DELAYED:
-		client_delay(cl, p, n, cl->fr.pos);
-		return true;
-	case CLIENT_REFUSED:
-		break;
-	}
-refused:
-	cl->checked = false;
-	{
-		size_t used;
-		struct frame_msg m;
-		/* The framer walks the refused Query, so stream offsets stay true. */
-		for (size_t done = 0; done < n; done += used)
-			(void)!frame_next(&cl->fr, p + done, n - done, &used, &m);
-	}
-	msg_ready(&err, 'I');
-	client_send(cl, &err);
-	return true;
-}
 
 /* --- the session: relay and server events --- */
 
@@ -671,7 +324,7 @@ static bool client_wants_whole(const struct client *cl, uint8_t type)
  * in transaction pooling where Parse/Bind/Describe/Close are looked at whole
  * (rewritten when they name a statement, gathered when cut by a chunk's end).
  */
-static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy)
+void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy)
 {
 	struct server *s = cl->srv;
 	int b = copy ? -1 : bid;
@@ -682,6 +335,8 @@ static void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size
 
 	if (cl->tenant && !cl->busy_since_us)
 		cl->busy_since_us = client_clock_us();
+	if (cl->tenant && !cl->stmt_since)
+		cl->stmt_since = cl->c.w->now;
 	if (cl->drop_left) {
 		size_t k = n < cl->drop_left ? n : (size_t)cl->drop_left;
 		client_skip(cl, p, k);
@@ -957,7 +612,7 @@ static bool client_append_set(char *sql, size_t cap, size_t *len, const char *na
 
 
 /* What a tracked parameter should be for this client: its SET, its startup value, or the pool's default. */
-static const char *client_wanted(const struct client *cl, const char *name)
+const char *client_wanted(const struct client *cl, const char *name)
 {
 	for (uint32_t i = 0; i < cl->nset; i++)
 		if (strcasecmp(cl->set[i].name, name) == 0)
@@ -977,6 +632,29 @@ static const char *client_wanted(const struct client *cl, const char *name)
  * pooling: every startup parameter, once. Transaction pooling: the tracked
  * parameters, each time the client lands on a server that differs.
  */
+/*
+ * A read_only tenant's server defaults to read-only transactions (and its
+ * statements cannot switch that off: quota/rules.c); anyone else landing on
+ * such a server gets the server's own default back.
+ */
+static bool client_read_only_sql(struct client *cl, char *sql, size_t cap, size_t *len)
+{
+	static const char name[] = "default_transaction_read_only";
+	const char *have = server_param(cl->srv, name);
+	if (cl->tenant && client_tcfg(cl)->read_only)
+		return (have && strcmp(have, "on") == 0) || client_append_set(sql, cap, len, name, "on");
+	if (!have || strcmp(have, "on") != 0 || cfg_is_tracked(client_cfg(cl), name))
+		return true;
+	const char *want = client_wanted(cl, name);
+	if (want && strcmp(want, "on") == 0)
+		return true;
+	int n = snprintf(sql + *len, cap - *len, "RESET %s;", name);
+	if (n < 0 || (size_t)n >= cap - *len)
+		return false;
+	*len += (size_t)n;
+	return true;
+}
+
 static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const char **bad)
 {
 	size_t len = 0;
@@ -1004,6 +682,8 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 				goto toolong;
 			cl->setup_mask |= 1ull << i;
 		}
+		if (!client_read_only_sql(cl, sql, cap, &len))
+			goto toolong;
 		return true;
 	}
 	const char *name, *value;
@@ -1030,6 +710,8 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 		if (!client_append_set(sql, cap, &len, cl->opts[i].name, cl->opts[i].value))
 			goto toolong;
 	}
+	if (!client_read_only_sql(cl, sql, cap, &len))
+		goto toolong;
 	return true;
 toolong:
 	*bad = "startup parameters too long";
@@ -1040,6 +722,15 @@ toolong:
 static void client_on_param(struct server_link *l, const char *name, const char *value)
 {
 	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	if (cl->tenant && client_tcfg(cl)->read_only && strcasecmp(name, "default_transaction_read_only") == 0 &&
+	    strcmp(value, "on") != 0) {
+		/* The rules refuse every statement known to do this; one that got past them ends the session. */
+		char msg[256];
+		snprintf(msg, sizeof msg, "tenant \"%s\" is read-only: default_transaction_read_only cannot be changed",
+			 client_tcfg(cl)->name);
+		client_fatal(cl, SQLSTATE_READ_ONLY_TRANSACTION, msg);
+		return;
+	}
 	if (!client_is_tx(cl) || !cfg_is_tracked(client_cfg(cl), name))
 		return;
 	char *v = strdup(value);
@@ -1158,6 +849,9 @@ static void client_authed(struct client *cl)
 		}
 		cl->tenant_counted = true;
 		cl->link.usage = client_on_usage;
+		cl->link.max_rows = t->max_rows;
+		cl->link.max_bytes = t->max_result_bytes;
+		cl->link.result_limit = client_on_result_limit;
 	}
 	const char *why = "unknown";
 	cl->pool = pool_get(cl->c.w, cl->db, cl->user, cl->d, &why);
@@ -1436,6 +1130,8 @@ static void client_on_tick(struct conn *c)
 	}
 	if (cl->tqueued)
 		client_tenant_tick(cl);
+	else if (cl->tenant)
+		client_tenant_timeouts(cl);
 }
 
 static void client_on_free(struct conn *c)
@@ -1550,9 +1246,15 @@ void client_cancel_local(struct worker *w, uint32_t slot, uint32_t key)
 	/* A wrong key is ignored, as PostgreSQL does. */
 	if (cl->key != key || !cl->srv || cl->st != CL_LINKED || !cl->srv->be_pid)
 		return;
-	struct pool *p = cl->pool;
 	log_info("%s %s/%s cancel request for backend %u", cl->id, cl->db, cl->user, cl->srv->be_pid);
-	cancel_send(w, &p->addr, p->addrlen, p->family, cl->srv->be_pid, cl->srv->be_key);
+	client_cancel_server(cl);
+}
+
+void client_cancel_server(struct client *cl)
+{
+	struct pool *p = cl->pool;
+	if (cl->srv && cl->srv->be_pid)
+		cancel_send(cl->c.w, &p->addr, p->addrlen, p->family, cl->srv->be_pid, cl->srv->be_key);
 }
 
 void client_stop_all(struct worker *w, bool force)

@@ -488,18 +488,29 @@ void server_prepare(struct server *s, const struct stmt *st)
 
 static void server_send_query(struct server *s, const char *sql);
 
-void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t len)
+static void server_push_refusal(struct server *s, uint32_t epoch, const uint8_t *err, size_t len)
 {
 	struct server_refusal *r = malloc(sizeof *r + len);
 	if (!r)
 		die("out of memory");
-	*r = (struct server_refusal){ .epoch = s->txn.requests, .len = (uint32_t)len };
+	*r = (struct server_refusal){ .epoch = epoch, .len = (uint32_t)len };
 	memcpy(r->msg, err, len);
-	if (s->refusals_tail)
-		s->refusals_tail->next = r;
-	else
-		s->refusals = r;
-	s->refusals_tail = r;
+	/* Kept in epoch order: a replacement for the current request goes before later refusals. */
+	struct server_refusal **pp = &s->refusals;
+	while (*pp && (*pp)->epoch <= epoch)
+		pp = &(*pp)->next;
+	r->next = *pp;
+	*pp = r;
+}
+
+void server_replace_error(struct server *s, const uint8_t *err, size_t len)
+{
+	server_push_refusal(s, s->txn.answers, err, len);
+}
+
+void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t len)
+{
+	server_push_refusal(s, s->txn.requests, err, len);
 	/* Each fails in parse analysis or portal look-up, before anything runs. */
 	static const char fail_sql[] = "SELECT rb_refused";
 	static const uint8_t no_types[] = { 0, 0 };
@@ -524,8 +535,6 @@ static struct server_refusal *server_take_refusal(struct server *s)
 	if (!r || r->epoch != s->txn.answers)
 		return NULL;
 	s->refusals = r->next;
-	if (!s->refusals)
-		s->refusals_tail = NULL;
 	return r;
 }
 
@@ -537,8 +546,6 @@ static void server_drop_refusals(struct server *s, bool all)
 		s->refusals = r->next;
 		free(r);
 	}
-	if (!s->refusals)
-		s->refusals_tail = NULL;
 }
 
 /* A ParseComplete/CloseComplete arrived: true when it is ours, to be kept from the client. */
@@ -601,11 +608,43 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		if (rc == FRAME_MORE)
 			break;
 		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
+		if (l && m.type == 'D' && !s->cutting && (l->max_rows || l->max_bytes)) {
+			s->res_rows++;
+			s->res_bytes += 1 + (uint64_t)m.len;
+			bool over_rows = l->max_rows && s->res_rows > l->max_rows;
+			if (over_rows || (l->max_bytes && s->res_bytes > l->max_bytes)) {
+				conn_send_buf(l->peer, bid, p + from, start - from);
+				from = start;
+				s->cutting = true;
+				s->cut_len = (uint16_t)l->result_limit(l, over_rows, s->cut_err, sizeof s->cut_err);
+			}
+		}
+		if (s->cutting && m.type != 'Z') {
+			/* Dropped whole, with any of its header held from the last chunk. */
+			size_t end = (size_t)(m.at + 1 + m.len - base);
+			from = end < n ? end : n;
+			s->drop_left = end - from;
+			s->nheld = 0;
+			if (m.type == 'E')
+				server_skip_epoch(s);
+			continue;
+		}
 		switch (m.type) {
 		case 'D':
 			rows++;
 			break;
+		case 'C':
+		case 's':
+		case 'I':
+			s->res_rows = s->res_bytes = 0;
+			break;
 		case 'Z':
+			if (s->cutting) {
+				/* The result's end: our error, then ReadyForQuery as the server sent it. */
+				conn_send_copy(l->peer, s->cut_err, s->cut_len);
+				s->cutting = false;
+			}
+			s->res_rows = s->res_bytes = 0;
 			txn_ready(&s->txn, (char)m.first);
 			if (s->refusals)
 				server_drop_refusals(s, false);
@@ -615,6 +654,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 				reset_done = true;
 			break;
 		case 'E': {
+			s->res_rows = s->res_bytes = 0;
 			struct server_refusal *r = l ? server_take_refusal(s) : NULL;
 			server_skip_epoch(s);
 			if (s->st == SV_RESET)
@@ -666,7 +706,8 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 	}
 	if (l) {
 		size_t end = n;
-		if ((s->exp_hidden || s->refusals) && s->fr.have) {
+		bool may_cut = s->cutting || l->max_rows || l->max_bytes;
+		if ((s->exp_hidden || s->refusals || may_cut) && s->fr.have) {
 			/* A cut header may be a reply we must swallow: hold it back (at most 5 bytes). */
 			size_t cut = (size_t)s->fr.have - s->nheld;
 			size_t in_chunk = cut < n ? cut : n;

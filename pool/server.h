@@ -49,6 +49,11 @@ struct server_link {
 	/* Optional (a tenant's client): after each relayed chunk, the DataRows and
 	 * bytes in it and the ReadyForQuerys it ended. Before txn_done. */
 	void (*usage)(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies);
+	/* Per result (0: none): past either, the rest of the result is cut and
+	 * result_limit writes the ErrorResponse the client gets in its place
+	 * (into buf, at most cap bytes; it returns the length). */
+	uint64_t max_rows, max_bytes;
+	size_t (*result_limit)(struct server_link *l, bool rows, uint8_t *buf, size_t cap);
 };
 
 /* An ErrorResponse of ours that replaces the server's in one Sync epoch. */
@@ -86,8 +91,12 @@ struct server {
 	uint8_t  nheld;
 	struct bytes pcap;          /* a ParameterStatus cut by a chunk's end */
 	uint32_t pcap_left;
-	struct server_refusal *refusals, *refusals_tail;  /* oldest first */
+	struct server_refusal *refusals;  /* by epoch, oldest first */
 	uint64_t drop_left;         /* bytes of a replaced message still to cut from the stream */
+	uint64_t res_rows, res_bytes;  /* of the result being relayed: for link->max_rows/max_bytes */
+	bool     cutting;           /* a result passed a limit: drop replies up to ReadyForQuery */
+	uint16_t cut_len;
+	uint8_t  cut_err[512];      /* the ErrorResponse sent in their place */
 };
 
 /* Opens a connection for pool p; the pool hears back through pool_server_*(). */
@@ -122,6 +131,11 @@ bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
  * PostgreSQL's own errors do, while the refused statement never runs.
  */
 void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t len);
+/*
+ * The next ErrorResponse of the request being answered now, if any, is
+ * replaced by err[0..len): for a statement the proxy cancels on a limit.
+ */
+void server_replace_error(struct server *s, const uint8_t *err, size_t len);
 /* Before a Bind/Describe of st: prepares it here if it is not (the reply is swallowed). */
 void server_prepare(struct server *s, const struct stmt *st);
 /* Runs sql for the linked client before its traffic; link->setup_done follows. */

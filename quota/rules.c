@@ -30,11 +30,37 @@ static int compile_all(regex_t **out, size_t *nout, char *const *pats, size_t n)
 	return 0;
 }
 
+/*
+ * read_only: whatever could turn a session's default_transaction_read_only
+ * (or one transaction) back to read-write. set_config is let through only
+ * with a plain literal name (read_only in it is caught by the first rule);
+ * a computed one could spell anything. DISCARD/RESET ALL would restore the
+ * default. The client also sees its server report the value: a change that
+ * gets past these ends the session (lib/client.c).
+ */
+static char *const read_only_deny[] = {
+	"transaction_read_only",
+	"read[[:space:]]+write",
+	"session[[:space:]]+characteristics",
+	"(reset|discard)[[:space:]]+all",
+	"set_config[[:space:]]*\\([[:space:]]*([^'[:space:]]|'[^']*'[[:space:]]*[^,[:space:]])",
+	"u&[\"']",
+};
+
 int quota_rules_init(struct quota_rules *r, const struct cfg_tenant *t)
 {
 	memset(r, 0, sizeof *r);
-	if (compile_all(&r->deny, &r->ndeny, t->deny, t->ndeny) < 0)
+	size_t nro = t->read_only ? sizeof read_only_deny / sizeof *read_only_deny : 0;
+	char **deny = calloc(t->ndeny + nro + 1, sizeof *deny);
+	if (!deny)
+		die("out of memory");
+	memcpy(deny, t->deny, t->ndeny * sizeof *deny);
+	memcpy(deny + t->ndeny, read_only_deny, nro * sizeof *deny);
+	int ret = compile_all(&r->deny, &r->ndeny, deny, t->ndeny + nro);
+	free(deny);
+	if (ret < 0)
 		return -EINVAL;
+	r->nuser_deny = t->ndeny;
 	if (compile_all(&r->allow, &r->nallow, t->allow, t->nallow) < 0) {
 		quota_rules_free(r);
 		return -EINVAL;
@@ -54,16 +80,17 @@ void quota_rules_free(struct quota_rules *r)
 	memset(r, 0, sizeof *r);
 }
 
-static bool matches_any(const regex_t *v, size_t n, const char *text)
+/* Index of the first pattern of v[0..n) that matches text, or n. */
+static size_t first_match(const regex_t *v, size_t n, const char *text)
 {
-	for (size_t i = 0; i < n; i++)
-		if (regexec(&v[i], text, 0, NULL, 0) == 0)
-			return true;
-	return false;
+	size_t i = 0;
+	while (i < n && regexec(&v[i], text, 0, NULL, 0) != 0)
+		i++;
+	return i;
 }
 
 bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned sql_flags,
-		      const char **stmt_out, bool *deny)
+		      const char **stmt_out, enum quota_rule *why)
 {
 	n = strnlen(sql, n);
 	if (r->scratch_cap < n + 1) {
@@ -75,12 +102,15 @@ bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned
 	}
 	size_t off = 0;
 	while (sql_next(sql, n, &off, r->scratch, sql_flags) >= 0) {
-		bool denied = matches_any(r->deny, r->ndeny, r->scratch);
-		if (denied || (r->nallow && !matches_any(r->allow, r->nallow, r->scratch))) {
-			*stmt_out = r->scratch;
-			*deny = denied;
-			return false;
-		}
+		size_t d = first_match(r->deny, r->ndeny, r->scratch);
+		if (d < r->ndeny)
+			*why = d < r->nuser_deny ? QUOTA_RULE_DENY : QUOTA_RULE_READ_ONLY;
+		else if (r->nallow && first_match(r->allow, r->nallow, r->scratch) == r->nallow)
+			*why = QUOTA_RULE_ALLOW;
+		else
+			continue;
+		*stmt_out = r->scratch;
+		return false;
 	}
 	return true;
 }

@@ -11,9 +11,12 @@
  * Each worker compiles its own copy: glibc's regexec takes a lock inside a
  * shared pattern, and no path a query takes may wait on another thread.
  */
+enum quota_rule { QUOTA_RULE_DENY, QUOTA_RULE_ALLOW, QUOTA_RULE_READ_ONLY };
+
 struct quota_rules {
 	regex_t *deny, *allow;
 	size_t   ndeny, nallow;
+	size_t   nuser_deny;         /* deny[0..nuser_deny) are the tenant's, the rest read_only's */
 	char    *scratch;            /* one statement at a time, NUL-terminated */
 	size_t   scratch_cap;
 };
@@ -27,8 +30,8 @@ static inline bool quota_rules_any(const struct quota_rules *r) { return r->nden
  * Whether every statement of sql[0..n) may run: none matches a deny rule and,
  * when there are allow rules, each matches one. PostgreSQL reads the text up
  * to its first NUL, and so do the rules. On false, *stmt_out points at the
- * first refused statement (valid until the next call) and *deny says which
+ * first refused statement (valid until the next call) and *why says which
  * kind of rule refused it. sql_flags: for sql_next (proto/sql.h).
  */
 bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned sql_flags,
-		      const char **stmt_out, bool *deny);
+		      const char **stmt_out, enum quota_rule *why);

@@ -370,3 +370,108 @@ def test_periodic_usage_log(proxy):
         while "tenant acme:" not in p.log and time.monotonic() < deadline:
             time.sleep(0.2)
     assert "tenant acme:" in p.log
+
+
+# ---------------------------------------------------------------- timeouts
+
+@pytest.mark.parametrize("pool", ["transaction", "session"])
+def test_query_timeout_cancels_on_the_server(proxy, pg, table, pool):
+    p = tenant_proxy(proxy, {"query_timeout": "500ms"}, pool={"pool_mode": pool})
+    with p.connect() as c:
+        t0 = time.monotonic()
+        with pytest.raises(psycopg.Error) as e:
+            c.execute(f"insert into {table} select 1 from pg_sleep(5)")
+        waited = time.monotonic() - t0
+        assert sqlstate(e) == "57014"
+        assert 'tenant "acme"' in str(e.value) and "query_timeout" in str(e.value)
+        assert 0.4 <= waited < 3, waited
+        # Canceled on the server, not just abandoned: the insert never happened, the session goes on.
+        assert c.execute("select 1").fetchone() == (1,)
+        c.execute(f"insert into {table} values (1)")
+    assert server_count(pg, table) == 1
+    # No backend is left running the sleep.
+    assert pg.execute("select count(*) from pg_stat_activity where query like '%pg_sleep(5)%'"
+                      " and state = 'active' and pid <> pg_backend_pid()")[0][0] == 0
+
+
+@pytest.mark.parametrize("pool", ["transaction", "session"])
+def test_idle_transaction_timeout(proxy, pg, table, pool):
+    p = tenant_proxy(proxy, {"idle_transaction_timeout": "500ms"}, pool={"pool_mode": pool})
+    c = p.wire()
+    c.query("begin")
+    c.query(f"insert into {table} values (1)")
+    time.sleep(1.2)
+    with pytest.raises((pgwire.WireError, pgwire.ProtocolError, OSError)) as e:
+        c.query("commit")
+    if isinstance(e.value, pgwire.WireError):
+        assert e.value.sqlstate == "25P03", e.value
+        assert 'tenant "acme"' in e.value.message
+    c.sock.close()
+    # Rolled back, and a client that is not idle in a transaction is left alone.
+    assert server_count(pg, table) == 0
+    with p.connect() as d:
+        d.execute("begin")
+        d.execute(f"insert into {table} values (2)")
+        d.execute("select pg_sleep(0.8)")
+        d.execute("commit")
+    assert server_count(pg, table) == 1
+
+
+# ---------------------------------------------------------------- result limits
+
+@pytest.mark.parametrize("limit", [{"max_rows": 1000}, {"max_result_bytes": "64KB"}])
+@pytest.mark.parametrize("pool", ["transaction", "session"])
+def test_result_limit(proxy, limit, pool):
+    p = tenant_proxy(proxy, limit, pool={"pool_mode": pool})
+    with p.connect() as c:
+        assert len(c.execute("select g, repeat('x', 10) from generate_series(1, 500) g").fetchall()) == 500
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("select g, repeat('x', 100) from generate_series(1, 10000000) g").fetchall()
+        assert sqlstate(e) == "54000"
+        key = next(iter(limit))
+        assert 'tenant "acme"' in str(e.value) and key in str(e.value)
+        # The session is usable right after, with nothing of the cut result left over.
+        assert c.execute("select 42").fetchone() == (42,)
+        # Extended protocol too.
+        with pytest.raises(psycopg.Error) as e:
+            c.execute("select g from generate_series(1, %s) g", (10000000,)).fetchall()
+        assert sqlstate(e) == "54000"
+        assert c.execute("select %s::int", (7,)).fetchone() == (7,)
+
+
+def test_result_limit_raw_stream_ends_with_ready(proxy):
+    p = tenant_proxy(proxy, {"max_rows": 10})
+    c = p.wire()
+    try:
+        with pytest.raises(pgwire.WireError) as e:
+            c.query("select generate_series(1, 100000)")
+        assert e.value.sqlstate == "54000"
+        assert c.status == "I"
+        assert c.query("select 1") == [[["1"]]]
+    finally:
+        c.close()
+
+
+# ---------------------------------------------------------------- read_only
+
+@pytest.mark.parametrize("pool", ["transaction", "session"])
+def test_read_only_tenant(proxy, pg, table, pool):
+    p = proxy(tenants={"ro": {"users": ["app"], "read_only": True}},
+              databases={"appdb": {"pool_mode": pool, "pool_size": 2}}, workers=1)
+    pg.execute(f"insert into {table} values (1)", dbname="appdb")
+    with p.connect() as c:
+        assert c.execute(f"select count(*) from {table}").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute(f"insert into {table} values (2)")
+        for sql in ("set default_transaction_read_only = off", "set transaction_read_only to off",
+                    "begin read write", "set session characteristics as transaction read write",
+                    "reset all", "select set_config('default_transaction_' || 'read_only', 'off', false)",
+                    "/* x */ SET default_transaction_read_only=off"):
+            with pytest.raises(psycopg.Error) as e:
+                c.execute(sql)
+            assert sqlstate(e) == "42501", sql
+            assert "read-only" in str(e.value)
+        c.execute("select set_config('app.tenant', 'a', false)")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute(f"delete from {table}")
+    assert server_count(pg, table) == 1
