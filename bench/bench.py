@@ -70,6 +70,11 @@ def full_cases():
     return cases
 
 
+def tenant_cases():
+    """What a tenant's checks cost: the hot paths of issue 5's limits, each with and without them."""
+    return [Case("select-only", p, c) for p in PROTOS for c in (16, 64)] + [Case("tpcb-like", "simple", 16)]
+
+
 def quick_cases():
     return [Case("select-only", "simple", 16), Case("select-only", "simple", 256),
             Case("select-only", "prepared", 16), Case("select-only", "prepared", 256),
@@ -77,11 +82,14 @@ def quick_cases():
 
 
 def make_mode(args):
-    all_targets = [t.name for t in T.TARGETS]
+    all_targets = [t.name for t in T.TARGETS if not t.optional]
     if args.smoke:
         m = Mode("smoke", [Case("select-only", "simple", 4)], reps=1, duration=2, scale=1,
                  targets=["direct", "ringbouncer-session"], idle_clients=50,
                  idle_targets=("ringbouncer-session",), idle_pool=T.SESSION_POOL_SIZE, write_results=False)
+    elif args.tenant:
+        m = Mode("tenant", tenant_cases(), reps=3, duration=5, scale=10,
+                 targets=["ringbouncer-txn", "ringbouncer-tenant"])
     elif args.quick:
         m = Mode("quick", quick_cases(), reps=1, duration=2, scale=10, targets=all_targets)
     else:
@@ -95,7 +103,7 @@ def make_mode(args):
         names = args.targets.split(",")
         bad = [n for n in names if n not in T.BY_NAME]
         if bad:
-            raise BenchError(f"unknown target(s) {', '.join(bad)}; known: {', '.join(all_targets)}")
+            raise BenchError(f"unknown target(s) {', '.join(bad)}; known: {', '.join(T.BY_NAME)}")
         m.targets = names
         m.idle_targets = tuple(n for n in m.idle_targets if n in names)
     if args.only:
@@ -646,6 +654,8 @@ def parse_args(argv):
     g = ap.add_mutually_exclusive_group()
     g.add_argument("--quick", action="store_true", help="a ~2-minute subset (see bench/README.md)")
     g.add_argument("--smoke", action="store_true", help="one 2 s case, ringbouncer and direct; for CI")
+    g.add_argument("--tenant", action="store_true",
+                   help="ringbouncer-txn against ringbouncer-tenant (every tenant limit set, none reached)")
     ap.add_argument("--list", action="store_true", help="print the cases, targets and time estimate; run nothing")
     ap.add_argument("--reps", type=int, help="repetitions per case (default 3; quick and smoke 1)")
     ap.add_argument("--duration", type=int, help="seconds per pgbench run (default 5; quick 2; smoke 2)")

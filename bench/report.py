@@ -98,7 +98,17 @@ def goals(results):
         r = _ratio(idx.get((lab, a.name)), idx.get((lab, b.name)), key)
         out.append((goal, _fx(r) if r is not None else _missing(idx, lab, a, b), None if r is None else ok(r)))
 
-    for rb in [t for t in T.TARGETS if t.kind == "ringbouncer" and t.name in in_run]:
+    # 6. a tenant with every limit set, none reached: within 5% of the same pooler without one
+    tenant, plain = T.BY_NAME["ringbouncer-tenant"], T.BY_NAME["ringbouncer-txn"]
+    if tenant.name in in_run and plain.name in in_run:
+        ratios = [(lab, _ratio(idx.get((lab, tenant.name)), idx.get((lab, plain.name)), "tps")) for lab in labels]
+        ratios = [(lab, r) for lab, r in ratios if r is not None]
+        if ratios:
+            worst = min(r for _, r in ratios)
+            detail = ", ".join(f"{lab}: {r:.3f}" for lab, r in ratios)
+            out.append((f"TPS {tenant.name} ≥ 0.95 × {plain.name}", f"worst {worst:.3f}× ({detail})",
+                        worst >= 0.95))
+    for rb in [t for t in T.TARGETS if t.kind == "ringbouncer" and t.name in in_run and not t.tenant]:
         if rb.unsupported:
             out.append((f"every goal for {rb.name}", f"unsupported: {rb.unsupported}", None))
             continue

@@ -36,6 +36,8 @@ class Target:
     procs: int = 1                 # PgBouncer: that many processes on one port (so_reuseport)
     unsupported: str = None        # why this target cannot run at all yet (None: it can)
     note: str = ""
+    tenant: bool = False           # ringbouncer: its user belongs to a tenant with every limit set
+    optional: bool = False         # not in the full or quick matrix; bench/run --tenant runs it
 
 
 TARGETS = [
@@ -49,6 +51,8 @@ TARGETS = [
                 f"pool {math.ceil(TXN_POOL_SIZE / NCPU)} each"),
     Target("ringbouncer-session", "ringbouncer", "session"),
     Target("ringbouncer-txn", "ringbouncer", "transaction"),
+    Target("ringbouncer-tenant", "ringbouncer", "transaction", tenant=True, optional=True,
+           note="ringbouncer-txn with the bench user in a tenant that has every limit set, none reached"),
 ]
 
 BY_NAME = {t.name: t for t in TARGETS}
@@ -123,6 +127,34 @@ databases:
   {BENCH_DB}: {{host: {SERVER_HOST}, port: {env.pg.port}, dbname: {BENCH_DB}, user: {BENCH_USER}, pool_mode: {mode}, pool_size: {pool}}}
 client_login_timeout: 60s
 shutdown_timeout: 2s
+{tenant_yaml(env) if target.tenant else ""}"""
+
+
+def tenant_yaml(env):
+    """Every limit of a tenant, each far above what a bench run reaches: the cost of checking them."""
+    return f"""\
+tenants:
+  bench:
+    users: [{BENCH_USER}]
+    max_client_connections: {MAX_CLIENTS}
+    max_server_connections: 1000
+    queries_per_second: 10000000
+    burst: 10000000
+    rate_limit_action: delay
+    max_delay: 1s
+    query_timeout: 60s
+    idle_transaction_timeout: 60s
+    max_rows: 100000000
+    max_result_bytes: 10GB
+    budgets:
+      - {{metric: queries, limit: 100000000000, per: day}}
+      - {{metric: bytes_out, limit: 100000GB, per: hour}}
+      - {{metric: rows, limit: 100000000000, per: day}}
+      - {{metric: server_time, limit: 1000h, per: hour}}
+    deny: ['^\\s*(drop|truncate)\\b']
+    read_only: false
+quota:
+  state_file: {env.tmp}/ringbouncer-quota.state
 """
 
 
