@@ -107,12 +107,16 @@ void bufring_put(struct bufring *b, uint16_t bid)
 
 void bufring_starved(struct bufring *b)
 {
-	if (b->active < b->count)
+	/* Once per publish: a burst of starved receives in one batch doubles it once, not each time. */
+	if (b->active < b->count && !b->grew) {
 		provide_more(b, b->active);
+		b->grew = true;
+	}
 }
 
 void bufring_publish(struct bufring *b)
 {
+	b->grew = false;
 	if (!b->unpublished)
 		return;
 	io_uring_buf_ring_advance(b->br, b->unpublished);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <liburing.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -21,6 +22,7 @@ struct bufring {
 	uint32_t  in_ring;    /* buffers the kernel can pick */
 	uint16_t  bgid;
 	uint16_t  unpublished;
+	bool      grew;       /* bufring_starved grew it since the last publish */
 };
 
 /*

@@ -69,6 +69,8 @@ static void client_close(struct client *cl, const char *why)
 {
 	if (cl->st == CL_CLOSED)
 		return;
+	if (cl->tenant)
+		client_tenant_flush(cl);
 	if (cl->srv) {
 		struct server *s = cl->srv;
 		cl->srv = NULL;
@@ -376,30 +378,33 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 			client_close(cl, "client closed the session");
 			return;
 		}
-		if (cl->tenant && (m.type == 'Q' || m.type == 'E')) {
-			if (cl->admitted) {
+		if (cl->tenant && (m.type == 'Q' || m.type == 'E' || m.type == 'F')) {
+			uint8_t buf[1024];
+			struct wbuf err = wbuf_on(buf, sizeof buf);
+			enum client_verdict v = CLIENT_PASS;
+			if (cl->admitted)
 				cl->admitted = false;
-			} else {
-				uint8_t buf[1024];
-				struct wbuf err = wbuf_on(buf, sizeof buf);
-				enum client_verdict v = client_admit(cl, &err);
-				if (v != CLIENT_PASS)
-					client_forward(cl, b, p + from, start - from);
-				if (v == CLIENT_DELAYED) {
-					client_delay(cl, p + start, n - start, m.at);
-					return;
-				}
-				if (v == CLIENT_REFUSED) {
-					/* The message never reaches the server: cut it, here and in later chunks. */
-					cl->nheld = 0;
-					server_refuse(s, m.type, err.p, err.len);
-					size_t end = (size_t)(m.at + 1 + m.len - base);
-					size_t stop = end < n ? end : n;
-					client_skip(cl, p + off, stop - off);
-					cl->drop_left = end - stop;
-					off = from = stop;
-					continue;
-				}
+			else
+				v = client_admit(cl, &err);
+			/* A FunctionCall names its function by OID: no rule can judge it. */
+			if (v == CLIENT_PASS && m.type == 'F' && quota_rules_any(&cl->tenant->rules))
+				v = client_refuse_call(cl, &err);
+			if (v != CLIENT_PASS)
+				client_forward(cl, b, p + from, start - from);
+			if (v == CLIENT_DELAYED) {
+				client_delay(cl, p + start, n - start, m.at);
+				return;
+			}
+			if (v == CLIENT_REFUSED) {
+				/* The message never reaches the server: cut it, here and in later chunks. */
+				cl->nheld = 0;
+				server_refuse(s, m.type, err.p, err.len);
+				size_t end = (size_t)(m.at + 1 + m.len - base);
+				size_t stop = end < n ? end : n;
+				client_skip(cl, p + off, stop - off);
+				cl->drop_left = end - stop;
+				off = from = stop;
+				continue;
 			}
 		}
 		if (!client_wants_whole(cl, m.type)) {
@@ -470,6 +475,9 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 {
 	size_t off = 0;
 	uint32_t nparse = 0;
+	if (cl->in.len)
+		return false; /* bytes from before go first */
+	bool rules = cl->tenant && quota_rules_any(&cl->tenant->rules);
 	for (;;) {
 		if (n - off < 5)
 			return false;
@@ -485,6 +493,11 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 			return false;
 		const uint8_t *q = p + off + 5, *end = p + off + 1 + len;
 		if (!client_cstr(&q, end) || !memchr(q, 0, (size_t)(end - q)))
+			return false;
+		/* A statement a tenant's rules refuse is refused where it stands, by the relay. */
+		uint8_t buf[1024];
+		struct wbuf err = wbuf_on(buf, sizeof buf);
+		if (rules && !client_rules_pass(cl, (const char *)q, (size_t)(end - q), &err))
 			return false;
 		nparse++;
 		off += 1 + len;
@@ -874,6 +887,8 @@ static void client_authed(struct client *cl)
 		/* An idle client should cost little memory: the login buffer goes. */
 		if (!cl->in.len)
 			bytes_free(&cl->in);
+		else
+			client_acquire(cl); /* it sent its first query along with the login */
 		return;
 	}
 	/* The pool's first login: the client's ParameterStatus come from a real server. */
@@ -1247,14 +1262,19 @@ void client_cancel_local(struct worker *w, uint32_t slot, uint32_t key)
 	if (cl->key != key || !cl->srv || cl->st != CL_LINKED || !cl->srv->be_pid)
 		return;
 	log_info("%s %s/%s cancel request for backend %u", cl->id, cl->db, cl->user, cl->srv->be_pid);
-	client_cancel_server(cl);
+	client_cancel_server(cl, false);
 }
 
-void client_cancel_server(struct client *cl)
+void client_cancel_server(struct client *cl, bool ours)
 {
 	struct pool *p = cl->pool;
-	if (cl->srv && cl->srv->be_pid)
-		cancel_send(cl->c.w, &p->addr, p->addrlen, p->family, cl->srv->be_pid, cl->srv->be_key);
+	struct server *s = cl->srv;
+	if (!s || !s->be_pid)
+		return;
+	/* Ours may land after the statement ended: that server must not serve anyone else. */
+	if (ours)
+		s->canceled = true;
+	cancel_send(cl->c.w, &p->addr, p->addrlen, p->family, s->be_pid, s->be_key);
 }
 
 void client_stop_all(struct worker *w, bool force)

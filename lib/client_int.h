@@ -103,8 +103,8 @@ void client_send_error(struct client *cl, const char *severity, const char *sqls
 void client_fatal(struct client *cl, const char *sqlstate, const char *message);
 /* Client -> server bytes of a linked client (copy: p is not a ring buffer's). */
 void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy);
-/* A CancelRequest to the backend of the server the client holds. */
-void client_cancel_server(struct client *cl);
+/* A CancelRequest to the backend of the server the client holds; ours: the proxy's own. */
+void client_cancel_server(struct client *cl, bool ours);
 /* What a tracked parameter should be for this client. */
 const char *client_wanted(const struct client *cl, const char *name);
 
@@ -116,6 +116,8 @@ const struct cfg_tenant *client_tcfg(const struct client *cl);
 enum client_verdict client_admit(struct client *cl, struct wbuf *err);
 /* Deny/allow on a Query's or Parse's text; false with the ErrorResponse in err. */
 bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf *err);
+/* A FunctionCall of a tenant with rules: refused (err filled). */
+enum client_verdict client_refuse_call(struct client *cl, struct wbuf *err);
 /* The query text of a whole Query or Parse message, or NULL if malformed. */
 const char *client_sql_of(const uint8_t *m, size_t len, size_t *n);
 void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies);
@@ -124,6 +126,7 @@ void client_tenant_timeouts(struct client *cl);
 /* Asks the pool for a server once the tenant lets the client hold one more (state WAIT). */
 void client_acquire(struct client *cl);
 void client_tenant_dequeue(struct client *cl);
+void client_tenant_flush(struct client *cl);
 /* Gives back the client's max_server_connections slot, if it holds one. */
 void client_tenant_give(struct client *cl);
 void client_tenant_tick(struct client *cl);

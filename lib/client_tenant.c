@@ -75,11 +75,13 @@ bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf
 {
 	const char *stmt;
 	enum quota_rule why;
-	/* Where backslashes escape quotes, statements split elsewhere: ask what the session has. */
-	const char *scs = cl->srv ? server_param(cl->srv, "standard_conforming_strings")
-				  : client_wanted(cl, "standard_conforming_strings");
-	unsigned flags = scs && strcasecmp(scs, "off") == 0 ? SQL_BACKSLASH_ESCAPES : 0;
-	if (quota_rules_pass(&cl->tenant->rules, sql, n, flags, &stmt, &why))
+	/*
+	 * Where backslashes escape quotes, statements split elsewhere. The
+	 * session's standard_conforming_strings may change under a pipelined
+	 * SET before this runs: the text must pass split either way.
+	 */
+	if (quota_rules_pass(&cl->tenant->rules, sql, n, 0, &stmt, &why) &&
+	    quota_rules_pass(&cl->tenant->rules, sql, n, SQL_BACKSLASH_ESCAPES, &stmt, &why))
 		return true;
 	static const char *const because[] = {
 		[QUOTA_RULE_DENY] = "it matches a deny rule",
@@ -92,6 +94,16 @@ bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf
 	log_info("%s %s/%s tenant %s refused: %.200s", cl->id, cl->db, cl->user, client_tcfg(cl)->name, stmt);
 	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, NULL);
 	return false;
+}
+
+enum client_verdict client_refuse_call(struct client *cl, struct wbuf *err)
+{
+	char msg[320];
+	snprintf(msg, sizeof msg, "function calls (FunctionCall messages) are refused for tenant \"%s\", "
+		 "which has deny/allow or read_only rules", client_tcfg(cl)->name);
+	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, "Call the function from SQL instead.");
+	return CLIENT_REFUSED;
 }
 
 /* The query text of a whole Query or Parse message m[0..len), and its length. NULL if malformed. */
@@ -139,7 +151,7 @@ size_t client_on_result_limit(struct server_link *l, bool rows, uint8_t *buf, si
 {
 	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
 	const struct cfg_tenant *t = client_tcfg(cl);
-	client_cancel_server(cl);
+	client_cancel_server(cl, true);
 	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
 	char msg[320];
 	if (rows)
@@ -173,7 +185,7 @@ void client_tenant_timeouts(struct client *cl)
 		struct wbuf w = wbuf_on(buf, sizeof buf);
 		msg_error(&w, "ERROR", SQLSTATE_QUERY_CANCELED, msg, NULL, NULL);
 		server_replace_error(s, w.p, w.len);
-		client_cancel_server(cl);
+		client_cancel_server(cl, true);
 		cl->timeout_sent = true;
 		atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
 		log_info("%s %s/%s tenant %s: query_timeout, statement canceled", cl->id, cl->db, cl->user, t->name);
@@ -187,6 +199,20 @@ void client_tenant_timeouts(struct client *cl)
 			 "idle_transaction_timeout (%.3gs)", t->name, (double)t->idle_transaction_timeout / 1000.0);
 		client_fatal(cl, SQLSTATE_IDLE_IN_TRANSACTION, msg);
 	}
+}
+
+/* Usage not yet added (a client that leaves mid-result): added now. */
+void client_tenant_flush(struct client *cl)
+{
+	struct quota_tenant *q = cl->tenant->q;
+	uint64_t wall = (uint64_t)time(NULL);
+	if (cl->acc_rows)
+		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
+	if (cl->acc_bytes)
+		quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
+	if (cl->busy_since_us && cl->srv)
+		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
+	cl->acc_rows = cl->acc_bytes = cl->busy_since_us = 0;
 }
 
 /* Tenant connection slots: a client takes one before asking its pool for a server. */
@@ -213,7 +239,8 @@ void client_acquire(struct client *cl)
 	struct worker_tenant *t = cl->tenant;
 	client_set_state(cl, CL_WAIT);
 	if (t && !cl->tslot) {
-		if (!quota_server_take(t->q)) {
+		/* Behind those already waiting here: a freed slot is theirs first. */
+		if (t->wait_head || !quota_server_take(t->q)) {
 			cl->tqueued = true;
 			cl->twait_since = cl->c.w->now;
 			cl->tprev = t->wait_tail;
@@ -303,6 +330,8 @@ void client_on_timer(struct conn *c)
 	uint32_t n = cl->in.len;
 	cl->in.len = 0;
 	client_relay(cl, 0, cl->in.p, n, true);
+	if (!cl->in.len)
+		bytes_free(&cl->in);
 	if (cl->st == CL_LINKED && !cl->c.recv_wanted && conn_queued(&cl->srv->c) <= CONN_HIGH_WATER)
 		conn_recv_start(&cl->c);
 }
@@ -314,7 +343,7 @@ void client_on_timer(struct conn *c)
  */
 bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
 {
-	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->admitted)
+	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->admitted || cl->in.len)
 		return false;
 	uint8_t buf[1024];
 	struct wbuf err = wbuf_on(buf, sizeof buf);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,6 +489,26 @@ void server_prepare(struct server *s, const struct stmt *st)
 
 static void server_send_query(struct server *s, const char *sql);
 
+static char refused_portal[40];
+
+static void server_name_refused_portal(void)
+{
+	uint8_t r[12];
+	if (getrandom(r, sizeof r, 0) != sizeof r)
+		die("getrandom failed");
+	int n = snprintf(refused_portal, sizeof refused_portal, "rb_refused_");
+	for (size_t i = 0; i < sizeof r; i++)
+		n += snprintf(refused_portal + n, sizeof refused_portal - (size_t)n, "%02x", r[i]);
+}
+
+/* A portal no client made: one that guessed the name could have its own portal run in a refusal's place. */
+static const char *server_refused_portal(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, server_name_refused_portal);
+	return refused_portal;
+}
+
 static void server_push_refusal(struct server *s, uint32_t epoch, const uint8_t *err, size_t len)
 {
 	struct server_refusal *r = malloc(sizeof *r + len);
@@ -515,7 +536,7 @@ void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t le
 	static const char fail_sql[] = "SELECT rb_refused";
 	static const uint8_t no_types[] = { 0, 0 };
 	static const uint8_t no_limit[] = { 0, 0, 0, 0 };
-	if (type == 'Q') {
+	if (type == 'Q' || type == 'F') {
 		server_send_query(s, fail_sql);
 	} else if (type == 'P') {
 		uint8_t rest[sizeof fail_sql + sizeof no_types];
@@ -523,7 +544,7 @@ void server_refuse(struct server *s, uint8_t type, const uint8_t *err, size_t le
 		memcpy(rest + sizeof fail_sql, no_types, sizeof no_types);
 		conn_send_named(&s->c, 'P', NULL, 0, "", rest, sizeof rest);
 	} else {
-		conn_send_named(&s->c, 'E', NULL, 0, "rb_refused", no_limit, sizeof no_limit);
+		conn_send_named(&s->c, 'E', NULL, 0, server_refused_portal(), no_limit, sizeof no_limit);
 	}
 	txn_request(&s->txn, type);
 }
@@ -545,6 +566,21 @@ static void server_drop_refusals(struct server *s, bool all)
 		struct server_refusal *r = s->refusals;
 		s->refusals = r->next;
 		free(r);
+	}
+}
+
+/*
+ * After a ReadyForQuery: refusals and expected replies of epochs now over were
+ * skipped by an earlier error (or cut with a result), and never come.
+ */
+static void server_drop_stale(struct server *s)
+{
+	if (s->refusals)
+		server_drop_refusals(s, false);
+	while (s->exp_n && s->expect[s->exp_head].epoch < s->txn.answers) {
+		struct server_expect e = server_pop_expect(s);
+		if (e.has_hash && stmt_set_state(&s->stmts, e.hash) == STMT_PENDING)
+			stmt_set_mark(&s->stmts, e.hash, STMT_ABSENT);
 	}
 }
 
@@ -593,6 +629,8 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		if (!s->pcap_left) {
 			server_param_msg(s, s->pcap.p, s->pcap.len);
 			s->pcap.len = 0;
+			if (l && s->link != l)
+				return; /* the client left over it */
 		}
 	}
 	while (off < n) {
@@ -608,7 +646,8 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		if (rc == FRAME_MORE)
 			break;
 		size_t start = m.at >= base ? (size_t)(m.at - base) : 0;
-		if (l && m.type == 'D' && !s->cutting && (l->max_rows || l->max_bytes)) {
+		bool row = m.type == 'D' || m.type == 'd';
+		if (l && row && !s->cutting && (l->max_rows || l->max_bytes)) {
 			s->res_rows++;
 			s->res_bytes += 1 + (uint64_t)m.len;
 			bool over_rows = l->max_rows && s->res_rows > l->max_rows;
@@ -619,18 +658,11 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 				s->cut_len = (uint16_t)l->result_limit(l, over_rows, s->cut_err, sizeof s->cut_err);
 			}
 		}
-		if (s->cutting && m.type != 'Z') {
-			/* Dropped whole, with any of its header held from the last chunk. */
-			size_t end = (size_t)(m.at + 1 + m.len - base);
-			from = end < n ? end : n;
-			s->drop_left = end - from;
-			s->nheld = 0;
-			if (m.type == 'E')
-				server_skip_epoch(s);
-			continue;
-		}
+		/* Cutting a result: everything up to ReadyForQuery is dropped, its bookkeeping still done. */
+		bool drop = s->cutting && m.type != 'Z';
 		switch (m.type) {
 		case 'D':
+		case 'd':
 			rows++;
 			break;
 		case 'C':
@@ -646,8 +678,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			}
 			s->res_rows = s->res_bytes = 0;
 			txn_ready(&s->txn, (char)m.first);
-			if (s->refusals)
-				server_drop_refusals(s, false);
+			server_drop_stale(s);
 			ready = true;
 			readies++;
 			if (s->st == SV_RESET && s->txn.pending == 0)
@@ -655,7 +686,9 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			break;
 		case 'E': {
 			s->res_rows = s->res_bytes = 0;
-			struct server_refusal *r = l ? server_take_refusal(s) : NULL;
+			/* Replaced only when none of its header went out already. */
+			bool whole = m.at >= base || s->nheld == base - m.at;
+			struct server_refusal *r = l && !drop && whole ? server_take_refusal(s) : NULL;
 			server_skip_epoch(s);
 			if (s->st == SV_RESET)
 				reset_failed = true;
@@ -677,6 +710,8 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 				size_t body = off - 1, blen = m.len - 4;
 				if (n - body >= blen) {
 					server_param_msg(s, p + body, blen);
+					if (l && s->link != l)
+						return; /* the client left over it */
 				} else {
 					if (!bytes_append(&s->pcap, p + body, n - body, SERVER_IN_MAX))
 						die("ParameterStatus too large");
@@ -686,7 +721,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			break;
 		case '1':
 		case '3':
-			if (server_take_reply(s, m.type)) {
+			if (server_take_reply(s, m.type) && !drop) {
 				/* Ours: cut it out (with any of its header held from the last chunk). */
 				if (l)
 					conn_send_buf(l->peer, bid, p + from, start - from);
@@ -697,6 +732,14 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			break;
 		default:
 			break;
+		}
+		if (drop) {
+			/* Dropped whole, with any of its header held from the last chunk. */
+			size_t end = (size_t)(m.at + 1 + m.len - base);
+			from = end < n ? end : n;
+			s->drop_left = end - from;
+			s->nheld = 0;
+			continue;
 		}
 		if (s->nheld) {
 			if (l)
@@ -893,6 +936,10 @@ bool server_is_clean(const struct server *s)
 void server_release(struct server *s)
 {
 	s->link = NULL;
+	if (s->canceled) {
+		server_close(s, "a cancel of the proxy's may still arrive");
+		return;
+	}
 	pool_server_ready(s);
 }
 
@@ -931,6 +978,10 @@ void server_unlink(struct server *s, bool client_at_boundary)
 	s->link = NULL;
 	if (s->st != SV_LINKED)
 		return;
+	if (s->canceled) {
+		server_close(s, "a cancel of the proxy's may still arrive");
+		return;
+	}
 	bool transaction = s->pool->d->pool_mode == CFG_POOL_TRANSACTION;
 	if (transaction && idle) {
 		/* Between transactions the server is as good as new; inside one it is rolled back. */

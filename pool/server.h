@@ -95,6 +95,7 @@ struct server {
 	uint64_t drop_left;         /* bytes of a replaced message still to cut from the stream */
 	uint64_t res_rows, res_bytes;  /* of the result being relayed: for link->max_rows/max_bytes */
 	bool     cutting;           /* a result passed a limit: drop replies up to ReadyForQuery */
+	bool     canceled;          /* the proxy sent a cancel: it may yet hit a later statement */
 	uint16_t cut_len;
 	uint8_t  cut_err[512];      /* the ErrorResponse sent in their place */
 };
@@ -124,7 +125,7 @@ void server_parse(struct server *s, const struct stmt *st);
  */
 bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
 /*
- * Refuses the client's message of this type ('Q', 'P' or 'E') where it
+ * Refuses the client's message of this type ('Q', 'P', 'E' or 'F') where it
  * stands: the server gets one that fails at once instead, and its
  * ErrorResponse is replaced by err[0..len) (one the proxy built). So the
  * refusal reaches the client in order, and aborts a transaction block as

@@ -35,16 +35,18 @@ static int compile_all(regex_t **out, size_t *nout, char *const *pats, size_t n)
  * (or one transaction) back to read-write. set_config is let through only
  * with a plain literal name (read_only in it is caught by the first rule);
  * a computed one could spell anything. DISCARD/RESET ALL would restore the
- * default. The client also sees its server report the value: a change that
- * gets past these ends the session (lib/client.c).
+ * default, and a DO block can run any of it as dynamic SQL. The client also
+ * sees its server report the value: a change that gets past these ends the
+ * session (lib/client.c). A read-only database role is the stronger guarantee.
  */
 static char *const read_only_deny[] = {
 	"transaction_read_only",
 	"read[[:space:]]+write",
 	"session[[:space:]]+characteristics",
 	"(reset|discard)[[:space:]]+all",
-	"set_config[[:space:]]*\\([[:space:]]*([^'[:space:]]|'[^']*'[[:space:]]*[^,[:space:]])",
+	"set_config\"?[[:space:]]*\\([[:space:]]*([^'[:space:]]|'[^']*'[[:space:]]*[^,[:space:]])",
 	"u&[\"']",
+	"^do([[:space:]]|\\$)",
 };
 
 int quota_rules_init(struct quota_rules *r, const struct cfg_tenant *t)
@@ -54,8 +56,10 @@ int quota_rules_init(struct quota_rules *r, const struct cfg_tenant *t)
 	char **deny = calloc(t->ndeny + nro + 1, sizeof *deny);
 	if (!deny)
 		die("out of memory");
-	memcpy(deny, t->deny, t->ndeny * sizeof *deny);
-	memcpy(deny + t->ndeny, read_only_deny, nro * sizeof *deny);
+	if (t->ndeny)
+		memcpy(deny, t->deny, t->ndeny * sizeof *deny);
+	if (nro)
+		memcpy(deny + t->ndeny, read_only_deny, nro * sizeof *deny);
 	int ret = compile_all(&r->deny, &r->ndeny, deny, t->ndeny + nro);
 	free(deny);
 	if (ret < 0)

@@ -129,6 +129,11 @@ static void test_bufring_grows(void)
 	CHECK(bufring_init(&br, &ring, 6, 16, 4, 64) == 0);
 	bufring_starved(&br);
 	CHECK(br.active == 8 && br.in_ring == 8);
+	bufring_starved(&br);   /* the same batch: once is enough */
+	CHECK(br.active == 8);
+	bufring_publish(&br);
+	bufring_starved(&br);
+	CHECK(br.active == 16 && br.in_ring == 16);
 	bufring_destroy(&br, &ring);
 	io_uring_queue_exit(&ring);
 }
