@@ -674,8 +674,8 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 	sql[0] = 0;
 	cl->setup_mask = 0;
 	if (client_is_tx(cl)) {
-		if (!server_evict_sql(cl->srv, sql, cap, &len))
-			goto toolong;
+		/* Evictions take at most half: the parameters must fit after them. */
+		server_evict_sql(cl->srv, sql, cap / 2, &len);
 		const struct cfg *cfg = client_cfg(cl);
 		for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 			const char *name = cfg->track_parameters[i];

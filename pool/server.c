@@ -441,7 +441,7 @@ void server_expect(struct server *s, uint8_t type, const uint8_t *hash)
 	server_push_expect(s, type, false, hash);
 }
 
-bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
+void server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
 {
 	uint32_t max = server_cfg(s)->max_prepared_statements;
 	const struct stmt_set_entry *victim;
@@ -451,12 +451,13 @@ bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len)
 		memcpy(hash, victim->hash, STMT_HASH_LEN);
 		stmt_name_of(hash, name);
 		int n = snprintf(sql + *len, cap - *len, "DEALLOCATE %s;", name);
-		if (n < 0 || (size_t)n >= cap - *len)
-			return false;
+		if (n < 0 || (size_t)n >= cap - *len) {
+			sql[*len] = 0;
+			return; /* the rest go at a later link: the set stays over its cap till then */
+		}
 		*len += (size_t)n;
 		stmt_set_mark(&s->stmts, hash, STMT_ABSENT);
 	}
-	return true;
 }
 
 static void server_send_parse(struct server *s, const struct stmt *st, bool hidden)

@@ -120,10 +120,10 @@ void server_parse(struct server *s, const struct stmt *st);
 /*
  * Appends "DEALLOCATE name;" for the least recently used statements past
  * max_prepared_statements, for the setup query that runs when a client links,
- * before any of its traffic (so no error of the client's can skip it). False
- * when sql is full.
+ * before any of its traffic (so no error of the client's can skip it). As many
+ * as fit within cap; the others wait for a later link.
  */
-bool server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
+void server_evict_sql(struct server *s, char *sql, size_t cap, size_t *len);
 /*
  * Refuses the client's message of this type ('Q', 'P', 'E' or 'F') where it
  * stands: the server gets one that fails at once instead, and its

@@ -328,3 +328,23 @@ def test_large_query_while_waiting_for_a_server(proxy):
         busy.execute("commit")
         t.join(20)
         assert out == [(len(blob), hashlib.md5(blob).hexdigest())]
+
+
+def test_many_evictions_at_one_link(proxy):
+    # 200 statements in one transaction on a server that keeps 10: the next link evicts 190,
+    # more than one setup query holds; the rest wait for later links, and nothing fails.
+    p = proxy(workers=1, max_prepared_statements=10, databases={"appdb": {**TX, "pool_size": 1}})
+    w = p.wire()
+    try:
+        pipeline = []
+        for i in range(200):
+            pipeline += [parse(f"s{i}", f"select {i}"), bind("", f"s{i}"), execute()]
+        w.send_raw(*pipeline, sync())
+        assert _kinds(w.read_until_ready()).count("2") == 200
+        for _ in range(6):
+            assert w.query("select 1") == [[["1"]]]
+        # Every name still works: evicted ones are prepared again where they are used.
+        w.send_raw(*[m for i in (0, 150, 199) for m in (bind("", f"s{i}"), execute())], sync())
+        assert [data_values(v)[0] for k, v in w.read_until_ready() if k == "D"] == ["0", "150", "199"]
+    finally:
+        w.close()
