@@ -118,16 +118,29 @@ void acceptor_block_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-static void acceptor_arm(struct io_uring *ring, struct acceptor *a, size_t i)
+/* A free SQE: a burst of hand-offs may have filled the queue. */
+static struct io_uring_sqe *acceptor_sqe(struct io_uring *ring)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	if (!sqe) {
+		io_uring_submit(ring);
+		sqe = io_uring_get_sqe(ring);
+		if (!sqe)
+			die("acceptor: no SQE after submit");
+	}
+	return sqe;
+}
+
+static void acceptor_arm(struct io_uring *ring, struct acceptor *a, size_t i)
+{
+	struct io_uring_sqe *sqe = acceptor_sqe(ring);
 	io_uring_prep_multishot_accept(sqe, a->fds[i], NULL, NULL, SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, ring_ud(OP_ACCEPT, (uint32_t)i, 0));
 }
 
 static void acceptor_arm_signal(struct io_uring *ring, int sfd, struct signalfd_siginfo *si)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	struct io_uring_sqe *sqe = acceptor_sqe(ring);
 	io_uring_prep_read(sqe, sfd, si, sizeof *si, 0);
 	io_uring_sqe_set_data64(sqe, ring_ud(OP_SIGNAL, 0, 0));
 }
@@ -135,7 +148,9 @@ static void acceptor_arm_signal(struct io_uring *ring, int sfd, struct signalfd_
 static void acceptor_hand_off(struct io_uring *ring, struct rt *rt, int fd)
 {
 	unsigned i = atomic_fetch_add_explicit(&rt->next_worker, 1, memory_order_relaxed) % rt->nworkers;
-	worker_post(ring, &rt->workers[i], OP_NEW_CLIENT, 0, 0, fd);
+	struct io_uring_sqe *sqe = worker_post(ring, &rt->workers[i], OP_NEW_CLIENT, 0, 0, fd);
+	/* If the post fails, its completion comes back here with the fd, which is ours to close. */
+	io_uring_sqe_set_data64(sqe, ring_ud(OP_NEW_CLIENT, (uint32_t)fd, 0));
 }
 
 int acceptor_run(struct acceptor *a, struct rt *rt)
@@ -189,6 +204,10 @@ int acceptor_run(struct acceptor *a, struct rt *rt)
 					break;
 				}
 				acceptor_arm_signal(ring, sfd, &si);
+				break;
+			case OP_NEW_CLIENT:
+				log_warn("hand-off of a new client failed: %s", strerror(-cqe->res));
+				close((int)ring_ud_slot(ud));
 				break;
 			default:
 				if (cqe->res < 0)

@@ -169,6 +169,16 @@ static bool client_statement_msg(struct client *cl, int bid, const uint8_t *m, s
 			server_expect(s, '1', NULL);
 			return true;
 		}
+		if (stmt_map_get(&cl->stmts, name)) {
+			/* As PostgreSQL answers, in order: the name is taken until the client closes it. */
+			uint8_t buf[512];
+			char msg[160];
+			struct wbuf err = wbuf_on(buf, sizeof buf);
+			snprintf(msg, sizeof msg, "prepared statement \"%.100s\" already exists", name);
+			msg_error(&err, "ERROR", SQLSTATE_DUPLICATE_PSTATEMENT, msg, NULL, NULL);
+			server_refuse(s, 'P', err.p, err.len);
+			return true;
+		}
 		struct stmt *st = stmt_get(table, p, (uint32_t)(end - p));
 		stmt_map_set(&cl->stmts, table, name, st);
 		server_parse(s, st);
@@ -492,8 +502,9 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 		if (p[off] != 'P' || len < 5 || p[off + 5] == 0)
 			return false;
 		const uint8_t *q = p + off + 5, *end = p + off + 1 + len;
-		if (!client_cstr(&q, end) || !memchr(q, 0, (size_t)(end - q)))
-			return false;
+		const char *name = client_cstr(&q, end);
+		if (!name || !memchr(q, 0, (size_t)(end - q)) || stmt_map_get(&cl->stmts, name))
+			return false; /* a taken name is refused by the relay, in order */
 		/* A statement a tenant's rules refuse is refused where it stands, by the relay. */
 		uint8_t buf[1024];
 		struct wbuf err = wbuf_on(buf, sizeof buf);

@@ -155,8 +155,8 @@ static void worker_reap(struct worker *w)
 	}
 }
 
-void worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
-		 uint32_t slot, uint32_t gen, int32_t res)
+struct io_uring_sqe *worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
+				 uint32_t slot, uint32_t gen, int32_t res)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 	if (!sqe) {
@@ -168,6 +168,7 @@ void worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
 	io_uring_prep_msg_ring(sqe, to->ring.ring_fd, (uint32_t)res, ring_ud(op, slot, gen), 0);
 	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
 	io_uring_sqe_set_data64(sqe, ring_ud(OP_IGNORE, 0, 0));
+	return sqe;
 }
 
 static void worker_arm_tick(struct worker *w)

@@ -91,10 +91,12 @@ void worker_add_starved(struct worker *w, struct conn *c);
 void worker_reap_later(struct worker *w, struct conn *c);
 /*
  * Posts a completion (op, slot, gen, res) on worker `to`'s ring with MSG_RING.
- * Any thread that owns `ring`; the message carries integers only.
+ * Any thread that owns `ring`; the message carries integers only. Only a
+ * failure completes on `ring` (as OP_IGNORE unless the caller re-tags the
+ * returned SQE).
  */
-void worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
-		 uint32_t slot, uint32_t gen, int32_t res);
+struct io_uring_sqe *worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
+				 uint32_t slot, uint32_t gen, int32_t res);
 uint64_t worker_clock_ms(void);
 /*
  * Calls c->ops->on_timer at or soon after at (ms, CLOCK_MONOTONIC), to the

@@ -18,3 +18,4 @@
 #define SQLSTATE_PROGRAM_LIMIT_EXCEEDED  "54000"
 #define SQLSTATE_IDLE_IN_TRANSACTION     "25P03"   /* idle_in_transaction_session_timeout */
 #define SQLSTATE_READ_ONLY_TRANSACTION   "25006"   /* read_only_sql_transaction */
+#define SQLSTATE_DUPLICATE_PSTATEMENT    "42P05"   /* duplicate_prepared_statement */

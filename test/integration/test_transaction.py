@@ -348,3 +348,21 @@ def test_many_evictions_at_one_link(proxy):
         assert [data_values(v)[0] for k, v in w.read_until_ready() if k == "D"] == ["0", "150", "199"]
     finally:
         w.close()
+
+
+def test_parse_of_a_taken_name_is_42P05(proxy):
+    p = proxy(databases={"appdb": {**TX, "pool_size": 2}})
+    w = p.wire()
+    try:
+        for _ in range(2):  # the second time with no server held: answered in place
+            w.send_raw(parse("s", "select 1"), sync())
+            w.read_until_ready()
+            w.send_raw(parse("s", "select 2"), bind("", "s"), execute(), sync())
+            msgs = w.read_until_ready()
+            codes = [pgwire.error_fields(v)["C"] for k, v in msgs if k == "E"]
+            assert codes == ["42P05"], msgs
+            # The first statement stands; Close frees the name.
+            w.send_raw(bind("", "s"), execute(), close_stmt("s"), sync())
+            assert [data_values(v)[0] for k, v in w.read_until_ready() if k == "D"] == ["1"]
+    finally:
+        w.close()
