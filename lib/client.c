@@ -70,7 +70,7 @@ static void client_close(struct client *cl, const char *why)
 	if (cl->st == CL_CLOSED)
 		return;
 	if (cl->tenant)
-		client_tenant_flush(cl);
+		client_tenant_flush(cl, cl->srv != NULL);
 	if (cl->srv) {
 		struct server *s = cl->srv;
 		cl->srv = NULL;
@@ -745,7 +745,7 @@ toolong:
 /* The server reported a tracked parameter's new value: the client keeps it across servers. */
 static void client_on_param(struct server_link *l, const char *name, const char *value)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	if (cl->tenant && client_tcfg(cl)->read_only && strcasecmp(name, "default_transaction_read_only") == 0 &&
 	    strcmp(value, "on") != 0) {
 		/* The rules refuse every statement known to do this; one that got past them ends the session. */
@@ -799,7 +799,7 @@ static void client_on_server(struct pool_waiter *wt, struct server *s)
 
 static void client_on_setup_done(struct server_link *l, const char *sqlstate, const char *message)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	if (sqlstate) {
 		client_fatal(cl, sqlstate, message);
 		return;
@@ -828,7 +828,7 @@ static void client_on_server_fail(struct pool_waiter *wt, const char *sqlstate, 
 /* Transaction pooling: between transactions the client holds no server. */
 static void client_on_txn_done(struct server_link *l)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	if (cl->st != CL_LINKED || cl->pool->d->pool_mode != CFG_POOL_TRANSACTION ||
 	    cl->fr.left || cl->fr.have)
 		return;
@@ -844,7 +844,7 @@ static void client_on_txn_done(struct server_link *l)
 
 static void client_on_server_lost(struct server_link *l, const char *why, bool at_boundary)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	cl->srv = NULL;
 	if (cl->tenant)
 		client_tenant_give(cl);

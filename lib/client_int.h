@@ -90,6 +90,11 @@ static inline struct client *client_of(struct conn *c)
 	return (struct client *)c;
 }
 
+static inline struct client *client_of_link(struct server_link *l)
+{
+	return (struct client *)((char *)l - offsetof(struct client, link));
+}
+
 static inline const struct cfg *client_cfg(const struct client *cl)
 {
 	return cl->c.w->rt->cfg;
@@ -126,7 +131,7 @@ void client_tenant_timeouts(struct client *cl);
 /* Asks the pool for a server once the tenant lets the client hold one more (state WAIT). */
 void client_acquire(struct client *cl);
 void client_tenant_dequeue(struct client *cl);
-void client_tenant_flush(struct client *cl);
+void client_tenant_flush(struct client *cl, bool server_done);
 /* Gives back the client's max_server_connections slot, if it holds one. */
 void client_tenant_give(struct client *cl);
 void client_tenant_tick(struct client *cl);

@@ -123,22 +123,13 @@ const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
 /* Usage the server relayed: added to the tenant's at each ReadyForQuery, not per chunk. */
 void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	cl->acc_rows += rows;
 	cl->acc_bytes += bytes;
 	if (!readies)
 		return;
-	struct quota_tenant *q = cl->tenant->q;
-	uint64_t wall = (uint64_t)time(NULL);
-	if (cl->acc_rows)
-		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
-	quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
-	cl->acc_rows = cl->acc_bytes = 0;
 	const struct server *s = cl->srv;
-	if (cl->busy_since_us && s && s->txn.pending == 0) {
-		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
-		cl->busy_since_us = 0;
-	}
+	client_tenant_flush(cl, s && s->txn.pending == 0);
 	/* The next request starts its query_timeout now; idle in a transaction starts its own clock. */
 	uint64_t now = cl->c.w->now;
 	cl->stmt_since = s && s->txn.pending ? now : 0;
@@ -149,7 +140,7 @@ void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_
 /* A result passed max_rows or max_result_bytes: the server's statement is canceled, the client told. */
 size_t client_on_result_limit(struct server_link *l, bool rows, uint8_t *buf, size_t cap)
 {
-	struct client *cl = (struct client *)((char *)l - offsetof(struct client, link));
+	struct client *cl = client_of_link(l);
 	const struct cfg_tenant *t = client_tcfg(cl);
 	client_cancel_server(cl, true);
 	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
@@ -201,8 +192,8 @@ void client_tenant_timeouts(struct client *cl)
 	}
 }
 
-/* Usage not yet added (a client that leaves mid-result): added now. */
-void client_tenant_flush(struct client *cl)
+/* Usage not yet added goes to the tenant: at each ReadyForQuery, and when the client leaves (server_done: its server time too). */
+void client_tenant_flush(struct client *cl, bool server_done)
 {
 	struct quota_tenant *q = cl->tenant->q;
 	uint64_t wall = (uint64_t)time(NULL);
@@ -210,9 +201,11 @@ void client_tenant_flush(struct client *cl)
 		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
 	if (cl->acc_bytes)
 		quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
-	if (cl->busy_since_us && cl->srv)
+	cl->acc_rows = cl->acc_bytes = 0;
+	if (server_done && cl->busy_since_us) {
 		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
-	cl->acc_rows = cl->acc_bytes = cl->busy_since_us = 0;
+		cl->busy_since_us = 0;
+	}
 }
 
 /* Tenant connection slots: a client takes one before asking its pool for a server. */

@@ -608,6 +608,19 @@ static void server_skip_epoch(struct server *s)
 	}
 }
 
+/*
+ * Message m (of the chunk starting at stream offset base, n bytes long) is
+ * not relayed: returns where relaying resumes in this chunk; what is left of
+ * it in later chunks goes with drop_left.
+ */
+static size_t server_cut(struct server *s, const struct frame_msg *m, uint64_t base, size_t n)
+{
+	size_t end = (size_t)(m->at + 1 + m->len - base);
+	size_t from = end < n ? end : n;
+	s->drop_left = end - from;
+	return from;
+}
+
 /* Frames the server's stream in place; forwards it when linked, minus the replies to our own messages. */
 static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_t n)
 {
@@ -700,9 +713,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 			s->nheld = 0;
 			conn_send_copy(l->peer, r->msg, r->len);
 			free(r);
-			size_t end = (size_t)(m.at + 1 + m.len - base);
-			from = end < n ? end : n;
-			s->drop_left = end - from;
+			from = server_cut(s, &m, base, n);
 			continue;
 		}
 		case 'S':
@@ -736,9 +747,7 @@ static void server_relay(struct server *s, uint16_t bid, const uint8_t *p, size_
 		}
 		if (drop) {
 			/* Dropped whole, with any of its header held from the last chunk. */
-			size_t end = (size_t)(m.at + 1 + m.len - base);
-			from = end < n ? end : n;
-			s->drop_left = end - from;
+			from = server_cut(s, &m, base, n);
 			s->nheld = 0;
 			continue;
 		}
