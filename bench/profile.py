@@ -40,8 +40,8 @@ def perf_works(tmp):
     return True, None
 
 
-def start_pgbench(env, running, clients, seconds):
-    argv = [str(pgbench_path()), "-h", HOST, "-p", str(running.port), "-U", BENCH_USER, "-n", "-S", "-M", "simple",
+def start_pgbench(env, running, clients, seconds, protocol="simple"):
+    argv = [str(pgbench_path()), "-h", HOST, "-p", str(running.port), "-U", BENCH_USER, "-n", "-S", "-M", protocol,
             "-c", str(clients), "-j", str(min(NCPU, clients)), "-T", str(seconds), BENCH_DB]
     return env.procs.start("pgbench", argv, stdout=subprocess.PIPE, env=pgbench_env(),
                            log_path=env.tmp / "pgbench.stderr")
@@ -57,16 +57,16 @@ def pgbench_result(env, p, timeout):
 
 
 def profile_perf(env, args):
-    running = T.start_target(T.BY_NAME["ringbouncer-session"], env)
+    running = T.start_target(T.BY_NAME[args.target], env)
     try:
-        why, _ = warm_up(env, running, Case("select-only", "simple", args.clients))
+        why, _ = warm_up(env, running, Case("select-only", args.protocol, args.clients))
         if why:
             raise BenchError(why)
-        pgb = start_pgbench(env, running, args.clients, args.duration + 4)
+        pgb = start_pgbench(env, running, args.clients, args.duration + 4, args.protocol)
         time.sleep(2)
         data = env.tmp / "perf.data"
-        log(f"perf record -g -p {running.pids[0]} for {args.duration}s during pgbench select-only simple, "
-            f"{args.clients} clients")
+        log(f"perf record -g -p {running.pids[0]} for {args.duration}s during pgbench select-only "
+            f"{args.protocol}, {args.clients} clients, {args.target}")
         rec = run(["perf", "record", "-g", "-p", str(running.pids[0]), "-o", str(data), "--", "sleep",
                    str(args.duration)], check=False, timeout=args.duration + 60)
         log(pgbench_result(env, pgb, args.duration + 120))
@@ -93,7 +93,8 @@ def profile_perf(env, args):
     own, _ = report("--sort", "sym", "--dsos", "ringbouncer")
     print()
     print(f"profiler: perf record -g (event {event.split(',')[0].replace('name = ', '')}), {args.duration}s, "
-          f"ringbouncer {PROF_BUILD}/ (Release, {PROF_CFLAGS}); pgbench select-only simple, {args.clients} clients")
+          f"{args.target} {PROF_BUILD}/ (Release, {PROF_CFLAGS}); pgbench select-only {args.protocol}, "
+          f"{args.clients} clients")
     print(f"{samples}; by object: " + ", ".join(" ".join(d.split()) for d in dsos[:5]))
     print(f"top {args.top} functions by self time, all of ringbouncer's threads ([k] kernel, [.] user space):")
     for line in rows[:args.top]:
@@ -141,6 +142,11 @@ def main(argv):
     ap = argparse.ArgumentParser(prog="bench/profile", description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=64)
     ap.add_argument("--duration", type=int, default=10, help="seconds recorded (default 10)")
+    ap.add_argument("--target", default="ringbouncer-session",
+                    choices=[t.name for t in T.TARGETS if t.name.startswith("ringbouncer")],
+                    help="ringbouncer target profiled (default ringbouncer-session)")
+    ap.add_argument("--protocol", default="simple", choices=["simple", "extended", "prepared"],
+                    help="pgbench -M (default simple)")
     ap.add_argument("--top", type=int, default=25, help="functions shown (default 25)")
     ap.add_argument("--callgrind", action="store_true", help="use callgrind even where perf works")
     ap.add_argument("--keep-perf-data", metavar="FILE", help="copy perf.data there")

@@ -290,8 +290,8 @@ static bool client_whole_msg(struct client *cl, int bid, const uint8_t *m, size_
 	struct server *s = cl->srv;
 	uint8_t type = m[0];
 	if ((type == 'Q' || type == 'P') && cl->tenant && quota_rules_any(&cl->tenant->rules)) {
-		bool checked = cl->checked && type == 'Q';
-		cl->checked = false;
+		bool checked = cl->guard->checked && type == 'Q';
+		cl->guard->checked = false;
 		size_t n;
 		const char *sql = client_sql_of(m, len, &n);
 		if (!sql) {
@@ -345,14 +345,15 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 	uint64_t base = cl->fr.pos;
 	size_t off = 0, from = 0;
 
-	if (cl->tenant && !cl->busy_since_us)
-		cl->busy_since_us = client_clock_us();
-	if (cl->tenant && !cl->stmt_since)
-		cl->stmt_since = cl->c.w->now;
-	if (cl->drop_left) {
-		size_t k = n < cl->drop_left ? n : (size_t)cl->drop_left;
+	struct client_guard *g = cl->guard;
+	if (g && !g->busy_since_us)
+		g->busy_since_us = cl->c.w->now_us;
+	if (g && !g->stmt_since)
+		g->stmt_since = cl->c.w->now;
+	if (g && g->drop_left) {
+		size_t k = n < cl->guard->drop_left ? n : (size_t)cl->guard->drop_left;
 		client_skip(cl, p, k);
-		cl->drop_left -= k;
+		cl->guard->drop_left -= k;
 		off = from = k;
 	}
 	if (cl->coll_left) {
@@ -392,8 +393,8 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 			uint8_t buf[1024];
 			struct wbuf err = wbuf_on(buf, sizeof buf);
 			enum client_verdict v = CLIENT_PASS;
-			if (cl->admitted)
-				cl->admitted = false;
+			if (cl->guard->admitted)
+				cl->guard->admitted = false;
 			else
 				v = client_admit(cl, &err);
 			/* A FunctionCall names its function by OID: no rule can judge it. */
@@ -412,7 +413,7 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 				size_t end = (size_t)(m.at + 1 + m.len - base);
 				size_t stop = end < n ? end : n;
 				client_skip(cl, p + off, stop - off);
-				cl->drop_left = end - stop;
+				cl->guard->drop_left = end - stop;
 				off = from = stop;
 				continue;
 			}
@@ -871,7 +872,7 @@ static void client_authed(struct client *cl)
 			client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
 			return;
 		}
-		cl->tenant_counted = true;
+		cl->guard->counted = true;
 		cl->link.usage = client_on_usage;
 		cl->link.max_rows = t->max_rows;
 		cl->link.max_bytes = t->max_result_bytes;
@@ -974,8 +975,12 @@ static void client_start_auth(struct client *cl, const struct startup *sp)
 		return;
 	}
 	const struct cfg_tenant *t = cfg_find_tenant(cfg, cl->user, cl->db);
-	if (t)
+	if (t) {
 		cl->tenant = &cl->c.w->tenants[t - cfg->tenants];
+		cl->guard = calloc(1, sizeof *cl->guard);
+		if (!cl->guard)
+			die("out of memory");
+	}
 	const struct auth_user *u = auth_find(cl->c.w->rt->auth, cl->user);
 	uint8_t buf[256];
 	struct wbuf w = wbuf_on(buf, sizeof buf);
@@ -1154,7 +1159,7 @@ static void client_on_tick(struct conn *c)
 		client_fatal(cl, SQLSTATE_ADMIN_SHUTDOWN, "terminating connection due to proxy shutdown");
 		return;
 	}
-	if (cl->tqueued)
+	if (cl->guard && cl->guard->tqueued)
 		client_tenant_tick(cl);
 	else if (cl->tenant)
 		client_tenant_timeouts(cl);
@@ -1165,8 +1170,9 @@ static void client_on_free(struct conn *c)
 	struct client *cl = client_of(c);
 	struct worker *w = c->w;
 	quota_conn_leave(&w->rt->clients);
-	if (cl->tenant_counted)
+	if (cl->guard && cl->guard->counted)
 		quota_client_leave(cl->tenant->q);
+	free(cl->guard);
 	w->nclients--;
 	auth_state_clear(&cl->auth);
 	bytes_free(&cl->in);

@@ -37,6 +37,27 @@ enum client_state { CLIENT_STATES(CLIENT_STATE_ENUM) };
 #define CLIENT_IN_HARD_MAX (1024u * 1024)
 #define CLIENT_AUTH_MSG_MAX 8192u
 
+/*
+ * What a client of a tenant keeps for its guardrails. Apart from struct
+ * client, so that the many clients of no tenant do not pay its memory.
+ */
+struct client_guard {
+	bool counted;                 /* counted in the tenant's clients */
+	bool tslot;                   /* holds one of its max_server_connections */
+	bool tqueued;                 /* waiting on the worker's queue for such a slot */
+	bool admitted;                /* the next Query/Execute passed admission already (it was delayed) */
+	bool checked;                 /* the next Query passed the rules already (checked before a server) */
+	bool timeout_sent;            /* the running statement was canceled already */
+	struct client *tprev, *tnext; /* the tenant's slot queue on this worker */
+	uint64_t twait_since;
+	uint64_t delay_until;         /* ms */
+	uint64_t busy_since_us;       /* the server works for us since: server_time */
+	uint64_t acc_rows, acc_bytes; /* usage not yet added to the tenant's */
+	uint64_t drop_left;           /* bytes of a refused message still to cut from the stream */
+	uint64_t stmt_since;          /* ms: the server works on our oldest request since (query_timeout) */
+	uint64_t txn_idle_since;      /* ms: idle inside a transaction since (idle_transaction_timeout) */
+};
+
 struct client {
 	struct conn c;
 	enum client_state st;
@@ -63,22 +84,9 @@ struct client {
 	const struct cfg_db *d;
 	uint32_t key;                 /* BackendKeyData secret */
 	uint64_t since, state_since;
-	/* Tenant guardrails (NULL tenant: none). */
+	/* Tenant guardrails: both NULL, or both set (the guard allocated with the tenant found). */
 	struct worker_tenant *tenant;
-	bool tenant_counted;          /* counted in the tenant's clients */
-	bool tslot;                   /* holds one of its max_server_connections */
-	bool tqueued;                 /* waiting on the worker's queue for such a slot */
-	bool admitted;                /* the next Query/Execute passed admission already (it was delayed) */
-	bool checked;                 /* the next Query passed the rules already (checked before a server) */
-	struct client *tprev, *tnext;
-	uint64_t twait_since;
-	uint64_t delay_until;         /* ms */
-	uint64_t busy_since_us;       /* the server works for us since: server_time */
-	uint64_t acc_rows, acc_bytes; /* usage not yet added to the tenant's */
-	uint64_t drop_left;           /* bytes of a refused message still to cut from the stream */
-	uint64_t stmt_since;          /* ms: the server works on our oldest request since (query_timeout) */
-	uint64_t txn_idle_since;      /* ms: idle inside a transaction since (idle_transaction_timeout) */
-	bool timeout_sent;            /* the running statement was canceled already */
+	struct client_guard *guard;
 	bool over_limit;
 	bool welcomed;                /* got ParameterStatus..ReadyForQuery: logged in */
 	char addr[64];
@@ -115,7 +123,6 @@ const char *client_wanted(const struct client *cl, const char *name);
 
 /* lib/client_tenant.c */
 enum client_verdict { CLIENT_PASS, CLIENT_REFUSED, CLIENT_DELAYED };
-uint64_t client_clock_us(void);
 const struct cfg_tenant *client_tcfg(const struct client *cl);
 /* Admission of one Query or Execute: budgets, then rate. DELAYED sets delay_until; REFUSED fills err. */
 enum client_verdict client_admit(struct client *cl, struct wbuf *err);

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "lib/client_int.h"
 #include "lib/log.h"
@@ -15,13 +14,6 @@
 #include "proto/sql.h"
 #include "proto/sqlstate.h"
 #include "quota/tenant.h"
-
-uint64_t client_clock_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 const struct cfg_tenant *client_tcfg(const struct client *cl)
 {
@@ -36,14 +28,15 @@ const struct cfg_tenant *client_tcfg(const struct client *cl)
 enum client_verdict client_admit(struct client *cl, struct wbuf *err)
 {
 	const struct cfg_tenant *t = client_tcfg(cl);
-	uint64_t wait_us = 0, wall = (uint64_t)time(NULL);
+	const struct worker *w = cl->c.w;
+	uint64_t wait_us = 0, wall = w->wall;
 	const struct cfg_budget *b = NULL;
 	char msg[320], hint[200];
-	switch (quota_admit(cl->tenant->q, client_clock_us(), wall, &wait_us, &b)) {
+	switch (quota_admit(cl->tenant->q, cl->tenant->count, w->now_us, wall, &wait_us, &b)) {
 	case QUOTA_OK:
 		return CLIENT_PASS;
 	case QUOTA_DELAY:
-		cl->delay_until = cl->c.w->now + (wait_us + 999) / 1000;
+		cl->guard->delay_until = w->now + (wait_us + 999) / 1000;
 		return CLIENT_DELAYED;
 	case QUOTA_RATE:
 		if (t->rate_limit_action == CFG_RATE_REJECT)
@@ -90,7 +83,7 @@ bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf
 	};
 	char msg[320];
 	snprintf(msg, sizeof msg, "statement refused for tenant \"%s\": %s", client_tcfg(cl)->name, because[why]);
-	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->tenant->count->rejected, 1, memory_order_relaxed);
 	log_info("%s %s/%s tenant %s refused: %.200s", cl->id, cl->db, cl->user, client_tcfg(cl)->name, stmt);
 	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, NULL);
 	return false;
@@ -101,7 +94,7 @@ enum client_verdict client_refuse_call(struct client *cl, struct wbuf *err)
 	char msg[320];
 	snprintf(msg, sizeof msg, "function calls (FunctionCall messages) are refused for tenant \"%s\", "
 		 "which has deny/allow or read_only rules", client_tcfg(cl)->name);
-	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->tenant->count->rejected, 1, memory_order_relaxed);
 	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, "Call the function from SQL instead.");
 	return CLIENT_REFUSED;
 }
@@ -124,17 +117,17 @@ const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
 void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies)
 {
 	struct client *cl = client_of_link(l);
-	cl->acc_rows += rows;
-	cl->acc_bytes += bytes;
+	cl->guard->acc_rows += rows;
+	cl->guard->acc_bytes += bytes;
 	if (!readies)
 		return;
 	const struct server *s = cl->srv;
 	client_tenant_flush(cl, s && s->txn.pending == 0);
 	/* The next request starts its query_timeout now; idle in a transaction starts its own clock. */
 	uint64_t now = cl->c.w->now;
-	cl->stmt_since = s && s->txn.pending ? now : 0;
-	cl->timeout_sent = false;
-	cl->txn_idle_since = s && !s->txn.pending && s->txn.status != 'I' ? now : 0;
+	cl->guard->stmt_since = s && s->txn.pending ? now : 0;
+	cl->guard->timeout_sent = false;
+	cl->guard->txn_idle_since = s && !s->txn.pending && s->txn.status != 'I' ? now : 0;
 }
 
 /* A result passed max_rows or max_result_bytes: the server's statement is canceled, the client told. */
@@ -143,7 +136,7 @@ size_t client_on_result_limit(struct server_link *l, bool rows, uint8_t *buf, si
 	struct client *cl = client_of_link(l);
 	const struct cfg_tenant *t = client_tcfg(cl);
 	client_cancel_server(cl, true);
-	atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&cl->tenant->count->rejected, 1, memory_order_relaxed);
 	char msg[320];
 	if (rows)
 		snprintf(msg, sizeof msg, "result too large for tenant \"%s\": more than %llu rows (max_rows)",
@@ -167,8 +160,8 @@ void client_tenant_timeouts(struct client *cl)
 	uint64_t now = cl->c.w->now;
 	if (!s || cl->st != CL_LINKED)
 		return;
-	if (t->query_timeout && cl->stmt_since && !cl->timeout_sent && s->txn.pending &&
-	    now - cl->stmt_since >= t->query_timeout) {
+	if (t->query_timeout && cl->guard->stmt_since && !cl->guard->timeout_sent && s->txn.pending &&
+	    now - cl->guard->stmt_since >= t->query_timeout) {
 		char msg[320];
 		snprintf(msg, sizeof msg, "canceling statement of tenant \"%s\": it ran longer than query_timeout (%.3gs)",
 			 t->name, (double)t->query_timeout / 1000.0);
@@ -177,13 +170,13 @@ void client_tenant_timeouts(struct client *cl)
 		msg_error(&w, "ERROR", SQLSTATE_QUERY_CANCELED, msg, NULL, NULL);
 		server_replace_error(s, w.p, w.len);
 		client_cancel_server(cl, true);
-		cl->timeout_sent = true;
-		atomic_fetch_add_explicit(&cl->tenant->q->rejected, 1, memory_order_relaxed);
+		cl->guard->timeout_sent = true;
+		atomic_fetch_add_explicit(&cl->tenant->count->rejected, 1, memory_order_relaxed);
 		log_info("%s %s/%s tenant %s: query_timeout, statement canceled", cl->id, cl->db, cl->user, t->name);
 		return;
 	}
-	if (t->idle_transaction_timeout && cl->txn_idle_since && !s->txn.pending && s->txn.status != 'I' &&
-	    !cl->fr.left && !cl->fr.have && now - cl->txn_idle_since >= t->idle_transaction_timeout) {
+	if (t->idle_transaction_timeout && cl->guard->txn_idle_since && !s->txn.pending && s->txn.status != 'I' &&
+	    !cl->fr.left && !cl->fr.have && now - cl->guard->txn_idle_since >= t->idle_transaction_timeout) {
 		char msg[320];
 		snprintf(msg, sizeof msg,
 			 "terminating connection of tenant \"%s\": idle in a transaction longer than "
@@ -195,16 +188,17 @@ void client_tenant_timeouts(struct client *cl)
 /* Usage not yet added goes to the tenant: at each ReadyForQuery, and when the client leaves (server_done: its server time too). */
 void client_tenant_flush(struct client *cl, bool server_done)
 {
-	struct quota_tenant *q = cl->tenant->q;
-	uint64_t wall = (uint64_t)time(NULL);
-	if (cl->acc_rows)
-		quota_add(q, CFG_METRIC_ROWS, cl->acc_rows, wall);
-	if (cl->acc_bytes)
-		quota_add(q, CFG_METRIC_BYTES_OUT, cl->acc_bytes, wall);
-	cl->acc_rows = cl->acc_bytes = 0;
-	if (server_done && cl->busy_since_us) {
-		quota_add(q, CFG_METRIC_SERVER_TIME, client_clock_us() - cl->busy_since_us, wall);
-		cl->busy_since_us = 0;
+	struct worker_tenant *t = cl->tenant;
+	struct client_guard *g = cl->guard;
+	uint64_t wall = cl->c.w->wall;
+	if (g->acc_rows)
+		quota_add(t->q, t->count, CFG_METRIC_ROWS, g->acc_rows, wall);
+	if (g->acc_bytes)
+		quota_add(t->q, t->count, CFG_METRIC_BYTES_OUT, g->acc_bytes, wall);
+	g->acc_rows = g->acc_bytes = 0;
+	if (server_done && g->busy_since_us) {
+		quota_add(t->q, t->count, CFG_METRIC_SERVER_TIME, cl->c.w->now_us - g->busy_since_us, wall);
+		g->busy_since_us = 0;
 	}
 }
 
@@ -212,40 +206,42 @@ void client_tenant_flush(struct client *cl, bool server_done)
 void client_tenant_dequeue(struct client *cl)
 {
 	struct worker_tenant *t = cl->tenant;
-	if (!cl->tqueued)
+	struct client_guard *g = cl->guard;
+	if (!g->tqueued)
 		return;
-	if (cl->tprev)
-		cl->tprev->tnext = cl->tnext;
+	if (g->tprev)
+		g->tprev->guard->tnext = g->tnext;
 	else
-		t->wait_head = cl->tnext;
-	if (cl->tnext)
-		cl->tnext->tprev = cl->tprev;
+		t->wait_head = g->tnext;
+	if (g->tnext)
+		g->tnext->guard->tprev = g->tprev;
 	else
-		t->wait_tail = cl->tprev;
-	cl->tprev = cl->tnext = NULL;
-	cl->tqueued = false;
+		t->wait_tail = g->tprev;
+	g->tprev = g->tnext = NULL;
+	g->tqueued = false;
 }
 
 /* Asks the pool for a server, once the tenant lets the client hold one more. */
 void client_acquire(struct client *cl)
 {
 	struct worker_tenant *t = cl->tenant;
+	struct client_guard *g = cl->guard;
 	client_set_state(cl, CL_WAIT);
-	if (t && !cl->tslot) {
+	if (t && !g->tslot) {
 		/* Behind those already waiting here: a freed slot is theirs first. */
 		if (t->wait_head || !quota_server_take(t->q)) {
-			cl->tqueued = true;
-			cl->twait_since = cl->c.w->now;
-			cl->tprev = t->wait_tail;
-			cl->tnext = NULL;
+			g->tqueued = true;
+			g->twait_since = cl->c.w->now;
+			g->tprev = t->wait_tail;
+			g->tnext = NULL;
 			if (t->wait_tail)
-				t->wait_tail->tnext = cl;
+				t->wait_tail->guard->tnext = cl;
 			else
 				t->wait_head = cl;
 			t->wait_tail = cl;
 			return;
 		}
-		cl->tslot = true;
+		g->tslot = true;
 	}
 	pool_acquire(cl->pool, &cl->wt);
 }
@@ -256,16 +252,16 @@ static void client_tenant_serve(struct worker_tenant *t)
 	while (t->wait_head && quota_server_take(t->q)) {
 		struct client *cl = t->wait_head;
 		client_tenant_dequeue(cl);
-		cl->tslot = true;
+		cl->guard->tslot = true;
 		pool_acquire(cl->pool, &cl->wt);
 	}
 }
 
 void client_tenant_give(struct client *cl)
 {
-	if (!cl->tslot)
+	if (!cl->guard->tslot)
 		return;
-	cl->tslot = false;
+	cl->guard->tslot = false;
 	quota_server_give(cl->tenant->q);
 	client_tenant_serve(cl->tenant);
 }
@@ -277,13 +273,13 @@ void client_tenant_tick(struct client *cl)
 	uint64_t limit = client_cfg(cl)->query_wait_timeout;
 	if (t->wait_head == cl)
 		client_tenant_serve(t);
-	if (!cl->tqueued || !limit || cl->c.w->now - cl->twait_since < limit)
+	if (!cl->guard->tqueued || !limit || cl->c.w->now - cl->guard->twait_since < limit)
 		return;
 	client_tenant_dequeue(cl);
 	char msg[320];
 	snprintf(msg, sizeof msg,
 		 "no server connection available for tenant \"%s\" after %.1fs (max_server_connections is %u; "
-		 "query_wait_timeout)", client_tcfg(cl)->name, (double)(cl->c.w->now - cl->twait_since) / 1000.0,
+		 "query_wait_timeout)", client_tcfg(cl)->name, (double)(cl->c.w->now - cl->guard->twait_since) / 1000.0,
 		 client_tcfg(cl)->max_server_connections);
 	client_fatal(cl, SQLSTATE_TOO_MANY_CONNECTIONS, msg);
 }
@@ -303,9 +299,9 @@ void client_delay(struct client *cl, const uint8_t *rest, size_t n, uint64_t at)
 	bytes_free(&cl->in);
 	cl->in = keep;
 	cl->fr = (struct frame){ .pos = at };
-	cl->admitted = true;
+	cl->guard->admitted = true;
 	client_set_state(cl, CL_DELAY);
-	worker_timer_at(cl->c.w, &cl->c, cl->delay_until);
+	worker_timer_at(cl->c.w, &cl->c, cl->guard->delay_until);
 	if (cl->in.len >= CLIENT_IN_MAX)
 		conn_recv_pause(&cl->c);
 }
@@ -313,7 +309,7 @@ void client_delay(struct client *cl, const uint8_t *rest, size_t n, uint64_t at)
 void client_on_timer(struct conn *c)
 {
 	struct client *cl = client_of(c);
-	if (cl->st != CL_DELAY || c->w->now < cl->delay_until)
+	if (cl->st != CL_DELAY || c->w->now < cl->guard->delay_until)
 		return;
 	if (!cl->srv) {
 		client_acquire(cl);
@@ -336,17 +332,17 @@ void client_on_timer(struct conn *c)
  */
 bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
 {
-	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->admitted || cl->in.len)
+	if (n < 6 || p[0] != 'Q' || 1 + (size_t)msg_get32(p + 1) != n || cl->guard->admitted || cl->in.len)
 		return false;
 	uint8_t buf[1024];
 	struct wbuf err = wbuf_on(buf, sizeof buf);
 	bool rules = quota_rules_any(&cl->tenant->rules);
 	if (rules && !client_rules_pass(cl, (const char *)p + 5, n - 5, &err))
 		goto refused;
-	cl->checked = rules;
+	cl->guard->checked = rules;
 	switch (client_admit(cl, &err)) {
 	case CLIENT_PASS:
-		cl->admitted = true;
+		cl->guard->admitted = true;
 		return false;
 	case CLIENT_DELAYED:
 		client_delay(cl, p, n, cl->fr.pos);
@@ -355,7 +351,7 @@ bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
 		break;
 	}
 refused:
-	cl->checked = false;
+	cl->guard->checked = false;
 	{
 		size_t used;
 		struct frame_msg m;

@@ -21,7 +21,7 @@ int rt_start(struct rt *rt, const struct cfg *cfg)
 		return -EINVAL;
 	rt->caps = pool_caps_new();
 	rt->workers = calloc(rt->nworkers, sizeof *rt->workers);
-	rt->quota = quota_new(cfg);
+	rt->quota = quota_new(cfg, rt->nworkers);
 	if (!rt->caps || !rt->workers || !rt->quota)
 		return -ENOMEM;
 	/* Usage is read back before the first client can spend any. */

@@ -24,11 +24,19 @@
 #define WORKER_TICK_MS      100
 #define WORKER_IOVS         256   /* sendmsg vectors between two submits */
 
-uint64_t worker_clock_ms(void)
+/*
+ * Once per iteration, not per message: the clocks a tenant's accounting reads
+ * (server time, rate, budget windows) cost nothing per query. The wall clock
+ * is only wanted by tenants.
+ */
+static void worker_clock(struct worker *w)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	w->now_us = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+	w->now = w->now_us / 1000;
+	if (w->tenants)
+		w->wall = (uint64_t)time(NULL);
 }
 
 /* Every SQE queued so far goes to the kernel, which copies their vectors: the scratch is free again. */
@@ -359,7 +367,7 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "w%d", w->id);
 	log_set_thread(name);
 
-	w->now = worker_clock_ms();
+	worker_clock(w);
 	worker_arm_tick(w);
 	while (!worker_done(w)) {
 		worker_flush(w);
@@ -367,7 +375,7 @@ static void *worker_main(void *arg)
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			die("io_uring_submit_and_wait: %s", strerror(-ret));
 		w->iovs_used = 0;
-		w->now = worker_clock_ms();
+		worker_clock(w);
 		struct io_uring_cqe *cqe;
 		unsigned head, seen = 0;
 		io_uring_for_each_cqe(&w->ring, head, cqe) {
@@ -391,6 +399,7 @@ static void worker_tenants_init(struct worker *w)
 		die("out of memory");
 	for (size_t i = 0; i < cfg->ntenants; i++) {
 		w->tenants[i].q = &w->rt->quota->tenants[i];
+		w->tenants[i].count = &w->tenants[i].q->counts[w->id];
 		if (quota_rules_init(&w->tenants[i].rules, &cfg->tenants[i]) < 0)
 			die("tenant %s: a deny/allow pattern does not compile", cfg->tenants[i].name);
 	}

@@ -24,6 +24,7 @@ struct quota_tenant;
 /* A tenant as one worker sees it: the shared usage, and what is this thread's own. */
 struct worker_tenant {
 	struct quota_tenant *q;
+	struct quota_count *count;             /* this worker's totals of the tenant */
 	struct quota_rules rules;
 	struct client *wait_head, *wait_tail;  /* clients waiting for a max_server_connections slot */
 };
@@ -55,6 +56,8 @@ struct worker {
 	uint32_t  iovs_used;
 
 	uint64_t now;              /* CLOCK_MONOTONIC ms, refreshed each iteration */
+	uint64_t now_us;           /* the same in µs */
+	uint64_t wall;             /* CLOCK_REALTIME s, the same moment (only with tenants) */
 	uint32_t nclients;
 	uint32_t nservers;
 	bool     stopping;
@@ -97,7 +100,6 @@ void worker_reap_later(struct worker *w, struct conn *c);
  */
 struct io_uring_sqe *worker_post(struct io_uring *ring, struct worker *to, enum ring_op op,
 				 uint32_t slot, uint32_t gen, int32_t res);
-uint64_t worker_clock_ms(void);
 /*
  * Calls c->ops->on_timer at or soon after at (ms, CLOCK_MONOTONIC), to the
  * millisecond rather than the tick's 100 ms. Nothing is called once c is freed.

@@ -464,11 +464,12 @@ void quota_describe(const struct quota_tenant *t, uint64_t wall_s, char *buf, si
 	if (!size)
 		return;
 	buf[0] = 0;
+	struct quota_totals sum;
+	quota_totals(t, &sum);
 	put(buf, size, &len, "%s: clients %u/%s, servers %u/%s, queries %llu (rejected %llu)", c->name,
 	    atomic_load_explicit(&t->clients, memory_order_relaxed), limit_text(c->max_client_connections, l1),
 	    atomic_load_explicit(&t->servers, memory_order_relaxed), limit_text(c->max_server_connections, l2),
-	    (unsigned long long)atomic_load_explicit(&t->queries, memory_order_relaxed),
-	    (unsigned long long)atomic_load_explicit(&t->rejected, memory_order_relaxed));
+	    (unsigned long long)sum.queries, (unsigned long long)sum.rejected);
 	for (size_t i = 0; i < c->nbudgets; i++) {
 		const struct cfg_budget *b = &c->budgets[i];
 		put(buf, size, &len, ", %s/%s %llu/%s", quota_metric_name(b->metric), quota_window_name(b->per),

@@ -82,7 +82,7 @@ const char *quota_window_name(enum cfg_window per)
 	return "unknown";
 }
 
-struct quota *quota_new(const struct cfg *c)
+struct quota *quota_new(const struct cfg *c, size_t ncounts)
 {
 	struct quota *q = calloc(1, sizeof *q);
 	if (!q)
@@ -96,11 +96,18 @@ struct quota *quota_new(const struct cfg *c)
 		atomic_init(&t->clients, 0);
 		atomic_init(&t->servers, 0);
 		atomic_init(&t->tat_us, 0);
-		atomic_init(&t->queries, 0);
-		atomic_init(&t->rejected, 0);
-		atomic_init(&t->rows, 0);
-		atomic_init(&t->bytes_out, 0);
-		atomic_init(&t->server_us, 0);
+		t->ncounts = ncounts ? ncounts : 1;
+		t->counts = aligned_alloc(alignof(struct quota_count), t->ncounts * sizeof *t->counts);
+		if (!t->counts)
+			goto fail;
+		for (size_t j = 0; j < t->ncounts; j++) {
+			struct quota_count *n = &t->counts[j];
+			atomic_init(&n->queries, 0);
+			atomic_init(&n->rejected, 0);
+			atomic_init(&n->rows, 0);
+			atomic_init(&n->bytes_out, 0);
+			atomic_init(&n->server_us, 0);
+		}
 		if (!t->cfg->nbudgets)
 			continue;
 		if (!(t->budgets = calloc(t->cfg->nbudgets, sizeof *t->budgets)))
@@ -108,6 +115,7 @@ struct quota *quota_new(const struct cfg *c)
 		for (size_t j = 0; j < t->cfg->nbudgets; j++) {
 			t->budgets[j].cfg = &t->cfg->budgets[j];
 			atomic_init(&t->budgets[j].word, 0);
+			t->metered |= 1u << t->cfg->budgets[j].metric;
 		}
 	}
 	return q;
@@ -120,8 +128,10 @@ void quota_free(struct quota *q)
 {
 	if (!q)
 		return;
-	for (size_t i = 0; i < q->ntenants; i++)
+	for (size_t i = 0; i < q->ntenants; i++) {
 		free(q->tenants[i].budgets);
+		free(q->tenants[i].counts);
+	}
 	free(q->tenants);
 	free(q);
 }
@@ -309,14 +319,14 @@ static enum quota_verdict admit_from(struct quota_tenant *t, size_t i, uint64_t 
 	return v;
 }
 
-enum quota_verdict quota_admit(struct quota_tenant *t, uint64_t now_us, uint64_t wall_s,
+enum quota_verdict quota_admit(struct quota_tenant *t, struct quota_count *count, uint64_t now_us, uint64_t wall_s,
 			       uint64_t *wait_us, const struct cfg_budget **which)
 {
 	uint64_t wait = 0;
 	const struct cfg_budget *hit = NULL;
 	enum quota_verdict v = QUOTA_OK;
 	/* Read-only checks first, so a spent bytes or rows budget costs no count and undo. */
-	for (size_t i = 0; i < t->cfg->nbudgets; i++) {
+	for (size_t i = 0; t->metered & ~(1u << CFG_METRIC_QUERIES) && i < t->cfg->nbudgets; i++) {
 		struct quota_budget *b = &t->budgets[i];
 		if (b->cfg->metric != CFG_METRIC_QUERIES && budget_spent(b, wall_s)) {
 			hit = b->cfg;
@@ -327,9 +337,9 @@ enum quota_verdict quota_admit(struct quota_tenant *t, uint64_t now_us, uint64_t
 	if (v == QUOTA_OK)
 		v = admit_from(t, 0, now_us, wall_s, &wait, &hit);
 	if (v == QUOTA_OK || v == QUOTA_DELAY)
-		atomic_fetch_add_explicit(&t->queries, 1, RELAXED);
+		atomic_fetch_add_explicit(&count->queries, 1, RELAXED);
 	else
-		atomic_fetch_add_explicit(&t->rejected, 1, RELAXED);
+		atomic_fetch_add_explicit(&count->rejected, 1, RELAXED);
 	if (wait_us)
 		*wait_us = wait;
 	if (which)
@@ -337,15 +347,16 @@ enum quota_verdict quota_admit(struct quota_tenant *t, uint64_t now_us, uint64_t
 	return v;
 }
 
-void quota_add(struct quota_tenant *t, enum cfg_metric m, uint64_t amount, uint64_t wall_s)
+void quota_add(struct quota_tenant *t, struct quota_count *count, enum cfg_metric m, uint64_t amount,
+	       uint64_t wall_s)
 {
 	switch (m) {
-	case CFG_METRIC_QUERIES: atomic_fetch_add_explicit(&t->queries, amount, RELAXED); break;
-	case CFG_METRIC_BYTES_OUT: atomic_fetch_add_explicit(&t->bytes_out, amount, RELAXED); break;
-	case CFG_METRIC_ROWS: atomic_fetch_add_explicit(&t->rows, amount, RELAXED); break;
-	case CFG_METRIC_SERVER_TIME: atomic_fetch_add_explicit(&t->server_us, amount, RELAXED); break;
+	case CFG_METRIC_QUERIES: atomic_fetch_add_explicit(&count->queries, amount, RELAXED); break;
+	case CFG_METRIC_BYTES_OUT: atomic_fetch_add_explicit(&count->bytes_out, amount, RELAXED); break;
+	case CFG_METRIC_ROWS: atomic_fetch_add_explicit(&count->rows, amount, RELAXED); break;
+	case CFG_METRIC_SERVER_TIME: atomic_fetch_add_explicit(&count->server_us, amount, RELAXED); break;
 	}
-	for (size_t i = 0; i < t->cfg->nbudgets; i++) {
+	for (size_t i = 0; t->metered & 1u << m && i < t->cfg->nbudgets; i++) {
 		struct quota_budget *b = &t->budgets[i];
 		if (b->cfg->metric != m)
 			continue;
@@ -356,6 +367,19 @@ void quota_add(struct quota_tenant *t, enum cfg_metric m, uint64_t amount, uint6
 			used = amount > QUOTA_USED_MAX - used ? QUOTA_USED_MAX : used + amount;
 			next = (base & ~QUOTA_USED_MAX) | used;
 		} while (next != w && !atomic_compare_exchange_weak_explicit(&b->word, &w, next, RELAXED, RELAXED));
+	}
+}
+
+void quota_totals(const struct quota_tenant *t, struct quota_totals *out)
+{
+	*out = (struct quota_totals){ 0 };
+	for (size_t i = 0; i < t->ncounts; i++) {
+		const struct quota_count *n = &t->counts[i];
+		out->queries += atomic_load_explicit(&n->queries, RELAXED);
+		out->rejected += atomic_load_explicit(&n->rejected, RELAXED);
+		out->rows += atomic_load_explicit(&n->rows, RELAXED);
+		out->bytes_out += atomic_load_explicit(&n->bytes_out, RELAXED);
+		out->server_us += atomic_load_explicit(&n->server_us, RELAXED);
 	}
 }
 

@@ -1,6 +1,7 @@
 /* Per-tenant limits and usage, shared by all workers and kept with C11 atomics only. */
 #pragma once
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +25,20 @@ struct quota_budget {
 	_Atomic uint64_t word;
 };
 
+/*
+ * Totals since start, for the log line. Each worker counts in its own block,
+ * on its own cache line: counting never moves a line between cores. Readers
+ * add the blocks up (quota_totals).
+ */
+struct quota_count {
+	alignas(64) atomic_uint_fast64_t queries;
+	atomic_uint_fast64_t rejected, rows, bytes_out, server_us;
+};
+
+struct quota_totals {
+	uint64_t queries, rejected, rows, bytes_out, server_us;
+};
+
 struct quota_tenant {
 	const struct cfg_tenant *cfg;
 	atomic_uint clients;
@@ -38,8 +53,9 @@ struct quota_tenant {
 	 */
 	_Atomic uint64_t tat_us;
 	struct quota_budget *budgets;     /* cfg->nbudgets */
-	/* Totals since start, for the log line. */
-	atomic_uint_fast64_t queries, rejected, rows, bytes_out, server_us;
+	unsigned metered;                 /* bit (1 << metric) set: some budget counts that metric */
+	struct quota_count *counts;       /* one per counting thread (worker) */
+	size_t ncounts;
 };
 
 /* Every tenant of a configuration, in its order. */
@@ -48,8 +64,11 @@ struct quota {
 	size_t ntenants;
 };
 
-/* Builds zeroed state for every tenant of c (c must outlive it). NULL only on out of memory. */
-struct quota *quota_new(const struct cfg *c);
+/*
+ * Builds zeroed state for every tenant of c (c must outlive it), with ncounts
+ * (>= 1) count blocks per tenant. NULL only on out of memory.
+ */
+struct quota *quota_new(const struct cfg *c, size_t ncounts);
 void quota_free(struct quota *q);
 /* The state of a tenant of the configuration quota_new was given (by address), or NULL. */
 struct quota_tenant *quota_tenant(struct quota *q, const struct cfg_tenant *t);
@@ -74,13 +93,17 @@ enum quota_verdict {
  * refuses; a queries budget is counted here, exactly, by CAS, and given back
  * if the rate then refuses), then the rate. A budget limit of 0 is none.
  * QUOTA_DELAY only with rate_limit_action delay and a wait <= max_delay.
- * Refusals count in `rejected`. wait_us and which may be NULL. Any thread.
+ * The query counts in count's `queries`, a refusal in its `rejected`. wait_us
+ * and which may be NULL. Any thread (count: one of t->counts, the caller's).
  */
-enum quota_verdict quota_admit(struct quota_tenant *t, uint64_t now_us, uint64_t wall_s,
+enum quota_verdict quota_admit(struct quota_tenant *t, struct quota_count *count, uint64_t now_us, uint64_t wall_s,
 			       uint64_t *wait_us, const struct cfg_budget **which);
 
-/* Adds usage of a metric other than queries to its budgets and totals (saturating). Any thread. */
-void quota_add(struct quota_tenant *t, enum cfg_metric m, uint64_t amount, uint64_t wall_s);
+/* Adds usage of a metric other than queries to its budgets (saturating) and to count's totals. Any thread. */
+void quota_add(struct quota_tenant *t, struct quota_count *count, enum cfg_metric m, uint64_t amount,
+	       uint64_t wall_s);
+/* The count blocks of t added up. */
+void quota_totals(const struct quota_tenant *t, struct quota_totals *out);
 
 /* Usage of budget i in the window containing wall_s (0 when its word is of another window). */
 uint64_t quota_used(const struct quota_tenant *t, size_t i, uint64_t wall_s);

@@ -25,7 +25,15 @@ static struct cfg_tenant tenant(const char *name, uint32_t qps, uint32_t burst, 
 	};
 }
 
-/* A configuration of one tenant, and its quota. */
+/* The totals of t's count blocks. */
+static struct quota_totals totals(const struct quota_tenant *t)
+{
+	struct quota_totals sum;
+	quota_totals(t, &sum);
+	return sum;
+}
+
+/* A configuration of one tenant, and its quota (a count block per thread). */
 struct one {
 	struct cfg cfg;
 	struct quota *q;
@@ -37,7 +45,7 @@ static void one_init(struct one *o, struct cfg_tenant *t)
 	memset(o, 0, sizeof *o);
 	o->cfg.tenants = t;
 	o->cfg.ntenants = 1;
-	o->q = quota_new(&o->cfg);
+	o->q = quota_new(&o->cfg, NTHREADS);
 	CHECK(o->q != NULL);
 	o->t = quota_tenant(o->q, t);
 	CHECK(o->t == &o->q->tenants[0]);
@@ -46,7 +54,7 @@ static void one_init(struct one *o, struct cfg_tenant *t)
 static enum quota_verdict admit(struct quota_tenant *t, uint64_t now_us, uint64_t *wait)
 {
 	const struct cfg_budget *which;
-	return quota_admit(t, now_us, WALL0, wait, &which);
+	return quota_admit(t, t->counts, now_us, WALL0, wait, &which);
 }
 
 static void test_gcra_burst(void)
@@ -64,7 +72,7 @@ static void test_gcra_burst(void)
 		CHECK(admit(o.t, now + i * 100000, &wait) == QUOTA_OK);
 		CHECK(admit(o.t, now + i * 100000, &wait) == QUOTA_RATE);
 	}
-	CHECK(atomic_load(&o.t->queries) == 105 && atomic_load(&o.t->rejected) == 201);
+	CHECK(totals(o.t).queries == 105 && totals(o.t).rejected == 201);
 	/* Idle for a long time: the burst comes back, and no more than the burst. */
 	now += 3600 * UINT64_C(1000000);
 	for (int i = 0; i < 5; i++)
@@ -87,7 +95,7 @@ static void test_gcra_delay(void)
 	CHECK(admit(o.t, now, &wait) == QUOTA_RATE);
 	CHECK(admit(o.t, now, &wait) == QUOTA_RATE);
 	CHECK(admit(o.t, now + 50000, &wait) == QUOTA_DELAY && wait == 350000);
-	CHECK(atomic_load(&o.t->queries) == 5 && atomic_load(&o.t->rejected) == 2);
+	CHECK(totals(o.t).queries == 5 && totals(o.t).rejected == 2);
 	quota_free(o.q);
 
 	/* 3 per second: waits are whole microseconds, rounded up, of exact thirds. */
@@ -159,6 +167,7 @@ static void test_gcra_exact(void)
 /* Threads that share a fake clock, each advancing it by step per call. */
 struct hammer {
 	struct quota_tenant *t;
+	atomic_uint next;          /* the count block of the next thread to start */
 	_Atomic uint64_t clock;
 	uint64_t step, calls, wall;
 	atomic_ulong ok, delayed, rate, budget;
@@ -167,10 +176,11 @@ struct hammer {
 static void *hammer_run(void *arg)
 {
 	struct hammer *h = arg;
+	struct quota_count *count = &h->t->counts[atomic_fetch_add(&h->next, 1)];
 	for (uint64_t i = 0; i < h->calls; i++) {
 		uint64_t now = atomic_fetch_add(&h->clock, h->step) + h->step, wait;
 		const struct cfg_budget *which;
-		switch (quota_admit(h->t, now, h->wall, &wait, &which)) {
+		switch (quota_admit(h->t, count, now, h->wall, &wait, &which)) {
 		case QUOTA_OK: atomic_fetch_add(&h->ok, 1); break;
 		case QUOTA_DELAY: atomic_fetch_add(&h->delayed, 1); break;
 		case QUOTA_RATE: atomic_fetch_add(&h->rate, 1); break;
@@ -202,7 +212,7 @@ static void test_gcra_threads(void)
 	CHECK(ok <= most);
 	CHECK(ok >= most * 9 / 10);
 	CHECK(ok + atomic_load(&h.rate) == NTHREADS * h.calls);
-	CHECK(atomic_load(&o.t->queries) == ok && atomic_load(&o.t->rejected) == atomic_load(&h.rate));
+	CHECK(totals(o.t).queries == ok && totals(o.t).rejected == atomic_load(&h.rate));
 	quota_free(o.q);
 
 	/* Delay mode: what is admitted, now or later, still fits the rate up to the latest slot. */
@@ -215,7 +225,7 @@ static void test_gcra_threads(void)
 	CHECK(admitted <= 10 + elapsed_us / 1000 + 1);
 	CHECK(admitted >= atomic_load(&h.clock) / 1000 * 9 / 10);
 	CHECK(atomic_load(&h.delayed) > 0 && atomic_load(&h.rate) > 0);
-	CHECK(atomic_load(&o.t->queries) == admitted);
+	CHECK(totals(o.t).queries == admitted);
 	quota_free(o.q);
 }
 
@@ -234,8 +244,8 @@ static void test_budget_threads(void)
 	CHECK(quota_used(o.t, 0, WALL0 + 100) == 10000);
 	const struct cfg_budget *which = NULL;
 	uint64_t wait;
-	CHECK(quota_admit(o.t, 0, WALL0 + DAY - 1, &wait, &which) == QUOTA_BUDGET && which == &b);
-	CHECK(quota_admit(o.t, 0, WALL0 + DAY, &wait, &which) == QUOTA_OK && which == NULL);
+	CHECK(quota_admit(o.t, o.t->counts, 0, WALL0 + DAY - 1, &wait, &which) == QUOTA_BUDGET && which == &b);
+	CHECK(quota_admit(o.t, o.t->counts, 0, WALL0 + DAY, &wait, &which) == QUOTA_OK && which == NULL);
 	quota_free(o.q);
 
 	/* With a rate too: queries refused by the rate are not left counted in the budget. */
@@ -258,14 +268,16 @@ static void test_budget_threads(void)
 
 struct adder {
 	struct quota_tenant *t;
+	atomic_uint next;
 	uint64_t wall;
 };
 
 static void *adder_run(void *arg)
 {
 	struct adder *a = arg;
+	struct quota_count *count = &a->t->counts[atomic_fetch_add(&a->next, 1)];
 	for (uint64_t i = 1; i <= 5000; i++)
-		quota_add(a->t, CFG_METRIC_BYTES_OUT, i, a->wall);
+		quota_add(a->t, count, CFG_METRIC_BYTES_OUT, i, a->wall);
 	return NULL;
 }
 
@@ -296,24 +308,24 @@ static void test_windows(void)
 
 	/* Usage of minute k is not seen in minute k + 1. */
 	for (int i = 0; i < 5; i++)
-		CHECK(quota_admit(o.t, 0, w + 59, &wait, &which) == QUOTA_OK);
-	CHECK(quota_admit(o.t, 0, w + 59, &wait, &which) == QUOTA_BUDGET && which == &b[0]);
+		CHECK(quota_admit(o.t, o.t->counts, 0, w + 59, &wait, &which) == QUOTA_OK);
+	CHECK(quota_admit(o.t, o.t->counts, 0, w + 59, &wait, &which) == QUOTA_BUDGET && which == &b[0]);
 	CHECK(quota_used(o.t, 0, w) == 5 && quota_used(o.t, 0, w + 60) == 0);
-	CHECK(quota_admit(o.t, 0, w + 60, &wait, &which) == QUOTA_OK);
+	CHECK(quota_admit(o.t, o.t->counts, 0, w + 60, &wait, &which) == QUOTA_OK);
 	CHECK(quota_used(o.t, 0, w + 60) == 1 && quota_used(o.t, 0, w) == 0);
 
 	/* A spent budget of another metric refuses queries until its window ends. */
-	quota_add(o.t, CFG_METRIC_ROWS, 99, w + 60);
-	CHECK(quota_admit(o.t, 0, w + 60, &wait, &which) == QUOTA_OK);
-	quota_add(o.t, CFG_METRIC_ROWS, 1, w + 60);
-	CHECK(quota_admit(o.t, 0, w + 60, &wait, &which) == QUOTA_BUDGET && which == &b[1]);
+	quota_add(o.t, o.t->counts, CFG_METRIC_ROWS, 99, w + 60);
+	CHECK(quota_admit(o.t, o.t->counts, 0, w + 60, &wait, &which) == QUOTA_OK);
+	quota_add(o.t, o.t->counts, CFG_METRIC_ROWS, 1, w + 60);
+	CHECK(quota_admit(o.t, o.t->counts, 0, w + 60, &wait, &which) == QUOTA_BUDGET && which == &b[1]);
 	CHECK(quota_used(o.t, 0, w + 60) == 2);
-	CHECK(quota_admit(o.t, 0, w + 120, &wait, &which) == QUOTA_OK);
-	CHECK(atomic_load(&o.t->rows) == 100 && atomic_load(&o.t->rejected) == 2);
+	CHECK(quota_admit(o.t, o.t->counts, 0, w + 120, &wait, &which) == QUOTA_OK);
+	CHECK(totals(o.t).rows == 100 && totals(o.t).rejected == 2);
 
 	/* A thread whose clock is a moment behind counts into the window already begun. */
-	quota_add(o.t, CFG_METRIC_ROWS, 7, w + 180);
-	quota_add(o.t, CFG_METRIC_ROWS, 1, w + 179);
+	quota_add(o.t, o.t->counts, CFG_METRIC_ROWS, 7, w + 180);
+	quota_add(o.t, o.t->counts, CFG_METRIC_ROWS, 1, w + 179);
 	CHECK(quota_used(o.t, 1, w + 180) == 8);
 
 	/* quota_roll resets words of older windows. */
@@ -330,18 +342,18 @@ static void test_windows(void)
 	for (int i = 0; i < NTHREADS; i++)
 		pthread_join(th[i], NULL);
 	uint64_t sum = NTHREADS * UINT64_C(5000) * 5001 / 2;
-	CHECK(quota_used(o.t, 2, WALL0 + 7200) == sum && atomic_load(&o.t->bytes_out) == sum);
+	CHECK(quota_used(o.t, 2, WALL0 + 7200) == sum && totals(o.t).bytes_out == sum);
 
 	/* Usage saturates at QUOTA_USED_MAX and never spills into the window tag; totals go on. */
-	quota_add(o.t, CFG_METRIC_BYTES_OUT, QUOTA_USED_MAX - sum - 5, WALL0 + 7200);
+	quota_add(o.t, o.t->counts, CFG_METRIC_BYTES_OUT, QUOTA_USED_MAX - sum - 5, WALL0 + 7200);
 	CHECK(quota_used(o.t, 2, WALL0 + 7200) == QUOTA_USED_MAX - 5);
-	quota_add(o.t, CFG_METRIC_BYTES_OUT, 10, WALL0 + 7200);
+	quota_add(o.t, o.t->counts, CFG_METRIC_BYTES_OUT, 10, WALL0 + 7200);
 	CHECK(quota_used(o.t, 2, WALL0 + 7200) == QUOTA_USED_MAX);
-	quota_add(o.t, CFG_METRIC_BYTES_OUT, UINT64_MAX, WALL0 + 7200);
+	quota_add(o.t, o.t->counts, CFG_METRIC_BYTES_OUT, UINT64_MAX, WALL0 + 7200);
 	CHECK(quota_used(o.t, 2, WALL0 + 7200) == QUOTA_USED_MAX);
 	CHECK(atomic_load(&o.t->budgets[2].word) >> QUOTA_USED_BITS ==
 	      (quota_window_index(CFG_WINDOW_HOUR, WALL0 + 7200) & 0xFFFF));
-	CHECK(atomic_load(&o.t->bytes_out) == QUOTA_USED_MAX + 5 + UINT64_MAX);
+	CHECK(totals(o.t).bytes_out == QUOTA_USED_MAX + 5 + UINT64_MAX);
 	quota_free(o.q);
 }
 
@@ -441,12 +453,12 @@ static void test_state(void)
 	uint64_t w = WALL0 + 3 * 3600 + 5 * 60 + 7, wait;
 	const struct cfg_budget *which;
 
-	struct quota *q = quota_new(&cfg);
+	struct quota *q = quota_new(&cfg, 1);
 	for (int i = 0; i < 1234; i++)
-		CHECK(quota_admit(&q->tenants[0], 0, w, &wait, &which) == QUOTA_OK);
-	quota_add(&q->tenants[0], CFG_METRIC_BYTES_OUT, 10485760, w);
-	quota_add(&q->tenants[1], CFG_METRIC_ROWS, 42, w);
-	quota_add(&q->tenants[1], CFG_METRIC_SERVER_TIME, 1000000, w);
+		CHECK(quota_admit(&q->tenants[0], q->tenants[0].counts, 0, w, &wait, &which) == QUOTA_OK);
+	quota_add(&q->tenants[0], q->tenants[0].counts, CFG_METRIC_BYTES_OUT, 10485760, w);
+	quota_add(&q->tenants[1], q->tenants[1].counts, CFG_METRIC_ROWS, 42, w);
+	quota_add(&q->tenants[1], q->tenants[1].counts, CFG_METRIC_SERVER_TIME, 1000000, w);
 	CHECK(quota_save(q, path, w) == 0);
 	CHECK(quota_save(q, missing, w) == -ENOENT);
 
@@ -462,7 +474,7 @@ static void test_state(void)
 	CHECK(access(tmp, F_OK) != 0);
 
 	/* Loaded into a fresh quota, usage is back; loading twice does not double it. */
-	struct quota *r = quota_new(&cfg);
+	struct quota *r = quota_new(&cfg, 1);
 	CHECK(quota_load(r, path, w + 1, why, sizeof why) == 0);
 	CHECK(quota_load(r, path, w + 1, why, sizeof why) == 0);
 	CHECK(quota_used(&r->tenants[0], 0, w) == 1234 && quota_used(&r->tenants[0], 1, w) == 10485760);
@@ -470,7 +482,7 @@ static void test_state(void)
 	quota_free(r);
 
 	/* An hour later only the day budgets are of the current window. */
-	r = quota_new(&cfg);
+	r = quota_new(&cfg, 1);
 	CHECK(quota_load(r, path, w + 3600, why, sizeof why) == 0);
 	CHECK(quota_used(&r->tenants[0], 0, w + 3600) == 1234 && quota_used(&r->tenants[0], 1, w + 3600) == 0);
 	CHECK(quota_used(&r->tenants[1], 0, w + 3600) == 0 && quota_used(&r->tenants[1], 1, w + 3600) == 1000000);
@@ -500,7 +512,7 @@ static void test_state(void)
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		CHECK(write_text(path, cases[i].text) == 0);
-		r = quota_new(&cfg);
+		r = quota_new(&cfg, 1);
 		why[0] = 0;
 		int rc = quota_load(r, path, w, why, sizeof why);
 		CHECK(rc == cases[i].rc);
@@ -515,7 +527,7 @@ static void test_state(void)
 	snprintf(text, sizeof text, "ringbouncer-quota 1\nbig%%20corp%%0a%%25x%%20%%C3%%a9 rows minute %llu 3\n",
 		 (unsigned long long)quota_window_index(CFG_WINDOW_MINUTE, w));
 	CHECK(write_text(path, text) == 0);
-	r = quota_new(&cfg);
+	r = quota_new(&cfg, 1);
 	CHECK(quota_load(r, path, w, why, sizeof why) == 0);
 	CHECK(quota_used(&r->tenants[1], 0, w) == 3);
 	quota_free(r);
