@@ -11,7 +11,6 @@
 #include "pool/pool.h"
 #include "pool/server.h"
 #include "proto/msg.h"
-#include "proto/sql.h"
 #include "proto/sqlstate.h"
 #include "quota/tenant.h"
 
@@ -68,13 +67,7 @@ bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf
 {
 	const char *stmt;
 	enum quota_rule why;
-	/*
-	 * Where backslashes escape quotes, statements split elsewhere. The
-	 * session's standard_conforming_strings may change under a pipelined
-	 * SET before this runs: the text must pass split either way.
-	 */
-	if (quota_rules_pass(&cl->tenant->rules, sql, n, 0, &stmt, &why) &&
-	    quota_rules_pass(&cl->tenant->rules, sql, n, SQL_BACKSLASH_ESCAPES, &stmt, &why))
+	if (quota_rules_pass(&cl->tenant->rules, sql, n, &stmt, &why))
 		return true;
 	static const char *const because[] = {
 		[QUOTA_RULE_DENY] = "it matches a deny rule",

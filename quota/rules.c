@@ -81,6 +81,8 @@ void quota_rules_free(struct quota_rules *r)
 	free(r->deny);
 	free(r->allow);
 	free(r->scratch);
+	for (size_t i = 0; i < QUOTA_RULES_SEEN_SLOTS; i++)
+		free(r->seen[i].text);
 	memset(r, 0, sizeof *r);
 }
 
@@ -93,17 +95,10 @@ static size_t first_match(const regex_t *v, size_t n, const char *text)
 	return i;
 }
 
-bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned sql_flags,
-		      const char **stmt_out, enum quota_rule *why)
+/* Splits sql[0..n) with sql_flags and judges each statement; see quota_rules_pass. */
+static bool rules_split_pass(struct quota_rules *r, const char *sql, size_t n, unsigned sql_flags,
+			     const char **stmt_out, enum quota_rule *why)
 {
-	n = strnlen(sql, n);
-	if (r->scratch_cap < n + 1) {
-		free(r->scratch);
-		r->scratch = malloc(n + 1);
-		if (!r->scratch)
-			die("out of memory");
-		r->scratch_cap = n + 1;
-	}
 	size_t off = 0;
 	while (sql_next(sql, n, &off, r->scratch, sql_flags) >= 0) {
 		size_t d = first_match(r->deny, r->ndeny, r->scratch);
@@ -115,6 +110,55 @@ bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, unsigned
 			continue;
 		*stmt_out = r->scratch;
 		return false;
+	}
+	return true;
+}
+
+/* Eight bytes at a time: the texts are short and a hit is confirmed by memcmp, so any fair spread will do. */
+static uint64_t rules_hash(const char *s, size_t n)
+{
+	uint64_t h = n * UINT64_C(0x9E3779B97F4A7C15);
+	for (; n >= 8; s += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, s, 8);
+		h = (h ^ w) * UINT64_C(0xFF51AFD7ED558CCD);
+		h ^= h >> 32;
+	}
+	uint64_t w = 0;
+	memcpy(&w, s, n);
+	h = (h ^ w) * UINT64_C(0xC4CEB9FE1A85EC53);
+	return h ^ h >> 29;
+}
+
+bool quota_rules_pass(struct quota_rules *r, const char *sql, size_t n, const char **stmt_out,
+		      enum quota_rule *why)
+{
+	n = strnlen(sql, n);
+	struct quota_rules_seen *e = NULL;
+	uint64_t h = 0;
+	if (n && n <= QUOTA_RULES_SEEN_MAX) {
+		h = rules_hash(sql, n);
+		e = &r->seen[h % QUOTA_RULES_SEEN_SLOTS];
+		if (e->len == n && e->hash == h && memcmp(e->text, sql, n) == 0)
+			return true;
+	}
+	if (r->scratch_cap < n + 1) {
+		free(r->scratch);
+		r->scratch = malloc(n + 1);
+		if (!r->scratch)
+			die("out of memory");
+		r->scratch_cap = n + 1;
+	}
+	/* Without a backslash in the text both ways split alike: once is enough. */
+	if (!rules_split_pass(r, sql, n, 0, stmt_out, why) ||
+	    (memchr(sql, '\\', n) && !rules_split_pass(r, sql, n, SQL_BACKSLASH_ESCAPES, stmt_out, why)))
+		return false;
+	if (e) {
+		if (!e->text && !(e->text = malloc(QUOTA_RULES_SEEN_MAX)))
+			die("out of memory");
+		memcpy(e->text, sql, n);
+		e->len = (uint32_t)n;
+		e->hash = h;
 	}
 	return true;
 }
