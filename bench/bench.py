@@ -88,7 +88,7 @@ def make_mode(args):
                  targets=["direct", "ringbouncer-session"], idle_clients=50,
                  idle_targets=("ringbouncer-session",), idle_pool=T.SESSION_POOL_SIZE, write_results=False)
     elif args.tenant:
-        m = Mode("tenant", tenant_cases(), reps=3, duration=5, scale=10,
+        m = Mode("tenant", tenant_cases(), reps=7, duration=5, scale=10,
                  targets=["ringbouncer-txn", "ringbouncer-tenant"])
     elif args.quick:
         m = Mode("quick", quick_cases(), reps=1, duration=2, scale=10, targets=all_targets)
@@ -657,7 +657,7 @@ def parse_args(argv):
     g.add_argument("--tenant", action="store_true",
                    help="ringbouncer-txn against ringbouncer-tenant (every tenant limit set, none reached)")
     ap.add_argument("--list", action="store_true", help="print the cases, targets and time estimate; run nothing")
-    ap.add_argument("--reps", type=int, help="repetitions per case (default 3; quick and smoke 1)")
+    ap.add_argument("--reps", type=int, help="repetitions per case (default 3; tenant 7; quick and smoke 1)")
     ap.add_argument("--duration", type=int, help="seconds per pgbench run (default 5; quick 2; smoke 2)")
     ap.add_argument("--targets", help="comma-separated target names (default: all)")
     ap.add_argument("--only", action="append", metavar="REGEX",
