@@ -648,6 +648,7 @@ static const struct key top_keys[] = {
 	DURATION(client_login_timeout),
 	DURATION(query_wait_timeout),
 	DURATION(server_connect_timeout),
+	DURATION(server_login_retry),
 	DURATION(server_idle_timeout),
 	DURATION(server_lifetime),
 	DURATION(shutdown_timeout),
@@ -677,6 +678,7 @@ static struct cfg *cfg_new(const char *path)
 	c->client_login_timeout = 60000;
 	c->query_wait_timeout = 120000;
 	c->server_connect_timeout = 15000;
+	c->server_login_retry = 1000;
 	c->server_idle_timeout = 600000;
 	c->server_lifetime = 3600000;
 	c->shutdown_timeout = 30000;

@@ -89,6 +89,7 @@ struct cfg {
 	uint64_t client_login_timeout;    /* default 60s */
 	uint64_t query_wait_timeout;      /* default 120s */
 	uint64_t server_connect_timeout;  /* default 15s */
+	uint64_t server_login_retry;      /* after a failed server login, no new one this long; default 1s */
 	uint64_t server_idle_timeout;     /* default 600s */
 	uint64_t server_lifetime;         /* default 3600s */
 	uint64_t shutdown_timeout;        /* default 30s */

@@ -214,6 +214,29 @@ static uint32_t pool_share(const struct pool *p)
 	return p->cap->size / p->w->rt->nworkers;
 }
 
+/* Every waiter gets the failure: nothing can serve them soon. */
+static void pool_fail_waiters(struct pool *p, const char *sqlstate, const char *why)
+{
+	struct pool_waiter *wt;
+	while ((wt = pool_pop_waiter(p)))
+		wt->fail(wt, sqlstate, why);
+}
+
+/*
+ * A server login failed: for server_login_retry no new one is tried, so a
+ * PostgreSQL that refuses logins (down, at max_connections, a bad password) is
+ * not asked again and again for as long as clients wait.
+ */
+static void pool_login_failed(struct pool *p, const char *sqlstate, const char *why)
+{
+	snprintf(p->last_error, sizeof p->last_error, "%s", why);
+	snprintf(p->last_sqlstate, sizeof p->last_sqlstate, "%s", sqlstate);
+	p->retry_at = p->w->now + p->w->rt->cfg->server_login_retry;
+	/* Nothing else can serve the waiters soon: tell them why. */
+	if (p->nservers == 0)
+		pool_fail_waiters(p, p->last_sqlstate, p->last_error);
+}
+
 /*
  * Opens servers while clients wait and the cap has room; otherwise asks other
  * workers for room. told: this worker was told room freed (POOL_FREED), which
@@ -221,6 +244,12 @@ static uint32_t pool_share(const struct pool *p)
  */
 static void pool_grow(struct pool *p, bool told)
 {
+	if (p->nwaiting > p->nconnecting && p->w->now < p->retry_at) {
+		/* Waiters stay while a server may free; with none, they hear the last failure now. */
+		if (p->nservers == 0)
+			pool_fail_waiters(p, p->last_sqlstate, p->last_error);
+		return;
+	}
 	while (p->nwaiting > p->nconnecting) {
 		/* Room freed while other workers' clients wait is theirs, once we have our share. */
 		bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > p->nwaiting;
@@ -239,11 +268,9 @@ static void pool_grow(struct pool *p, bool told)
 		int ret = server_connect(p);
 		if (ret < 0) {
 			atomic_fetch_sub_explicit(&p->cap->servers, 1, memory_order_acq_rel);
-			snprintf(p->last_error, sizeof p->last_error, "cannot open a server connection: %s",
-				 strerror(-ret));
-			struct pool_waiter *wt;
-			while ((wt = pool_pop_waiter(p)))
-				wt->fail(wt, SQLSTATE_CONNECTION_FAILURE, p->last_error);
+			char why[128];
+			snprintf(why, sizeof why, "cannot open a server connection: %s", strerror(-ret));
+			pool_login_failed(p, SQLSTATE_CONNECTION_FAILURE, why);
 			return;
 		}
 		p->nconnecting++;
@@ -425,16 +452,8 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 	p->nservers--;
 	pool_unreserve(p);
 
-	if (sqlstate && why) {
-		snprintf(p->last_error, sizeof p->last_error, "%s", why);
-		snprintf(p->last_sqlstate, sizeof p->last_sqlstate, "%s", sqlstate);
-		/* Nothing else can serve them soon: tell the waiters why. */
-		if (p->nconnecting == 0 && p->nlinked == 0 && p->nidle == 0) {
-			struct pool_waiter *wt;
-			while ((wt = pool_pop_waiter(p)))
-				wt->fail(wt, sqlstate, why);
-		}
-	}
+	if (sqlstate && why)
+		pool_login_failed(p, sqlstate, why);
 	if (!p->w->stopping)
 		pool_grow(p, false);
 }

@@ -83,6 +83,7 @@ struct pool {
 	bool need_posted;                 /* asked other workers for room; cleared when room comes */
 	uint64_t need_at;
 	uint32_t owed;                    /* servers to give up as they free: another worker needs room */
+	uint64_t retry_at;                /* ms: a server login failed; no new one before (server_login_retry) */
 	char last_error[256];
 	char last_sqlstate[6];
 };

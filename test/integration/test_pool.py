@@ -143,6 +143,46 @@ def test_query_wait_timeout(proxy):
         assert again.execute("select 3").fetchone() == (3,)
 
 
+@pytest.mark.deadline(120)
+def test_failed_server_logins_back_off(proxy, pg):
+    """A PostgreSQL that refuses logins is asked again once per server_login_retry, not in a loop
+    for as long as clients wait; once it accepts again, clients get servers."""
+    role = "limited_" + uuid.uuid4().hex[:8]
+    pg.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'limitedpw' CONNECTION LIMIT 1")
+    p = None
+    try:
+        p = proxy(query_wait_timeout="3s", server_login_retry="1s", users={role: {"password": "limitedpw"}},
+                  databases={"appdb": {"pool_size": 4}})
+        if p.direct:
+            pytest.skip("ringbouncer's retry of server logins")
+        p.passwords[role] = "limitedpw"
+        refused = f'too many connections for role "{role}"'
+        with p.connect(user=role) as first:
+            assert first.execute("select 1").fetchone() == (1,)   # the role's only backend (session mode)
+            t0 = time.monotonic()
+            errs = run_clients(4, lambda i: p.login_error(user=role, timeout=20), timeout=30)
+            elapsed = time.monotonic() - t0
+            assert all(e is not None and e.sqlstate == "53300" for e in errs), errs
+            attempts = p.log.count(refused)
+            # Each worker's pool tries once, then once a second while its clients wait (3 s).
+            assert 2 <= attempts <= 2 * (int(elapsed) + 2), \
+                f"{attempts} refused server logins in {elapsed:.1f}s with server_login_retry 1s"
+            assert first.execute("select 2").fetchone() == (2,)
+        pg.execute(f"ALTER ROLE {role} CONNECTION LIMIT -1")
+        # Within the retry window a pool without servers answers with the last failure; then it tries again.
+        deadline = time.monotonic() + 10
+        while (err := p.login_error(user=role)) is not None:
+            assert err.sqlstate == "53300" and refused in err.message, err
+            assert time.monotonic() < deadline, "no server login after the role's limit was lifted"
+            time.sleep(0.2)
+    finally:
+        if p is not None and not p.direct:
+            p.signal(signal.SIGTERM)
+            assert p.wait(10) == 0
+        wait_no_backends(pg, role)
+        pg.execute(f"DROP ROLE IF EXISTS {role}")
+
+
 def _read_until(proc, marker, timeout):
     """Reads proc.stdout until a line equal to marker; fails on timeout or EOF."""
     sel = selectors.DefaultSelector()

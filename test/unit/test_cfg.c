@@ -194,7 +194,7 @@ static void test_example(void)
 	}
 	CHECK(c->client_login_timeout == 60000 && c->query_wait_timeout == 120000);
 	CHECK(c->server_connect_timeout == 15000 && c->server_idle_timeout == 600000);
-	CHECK(c->server_lifetime == 3600000 && c->shutdown_timeout == 30000);
+	CHECK(c->server_lifetime == 3600000 && c->shutdown_timeout == 30000 && c->server_login_retry == 1000);
 	CHECK_STR(c->server_reset_query, "DISCARD ALL");
 	CHECK_STR(c->path, EXAMPLE);
 	CHECK(c->ntenants == 0 && c->tenants == NULL && c->quota_state_file == NULL);
@@ -315,6 +315,7 @@ static void test_values(void)
 		 "client_login_timeout: 500ms\n"
 		 "query_wait_timeout: 5m\n"
 		 "server_connect_timeout: 7\n"
+		 "server_login_retry: 250ms\n"
 		 "server_idle_timeout: 1h\n"
 		 "server_lifetime: 2d\n"
 		 "shutdown_timeout: 0\n"
@@ -346,7 +347,7 @@ static void test_values(void)
 		CHECK(cfg_find_db(c, "b") == &c->dbs[1] && cfg_find_db(c, "zzz") == &c->dbs[3]);
 		CHECK(c->client_login_timeout == 500 && c->query_wait_timeout == 300000);
 		CHECK(c->server_connect_timeout == 7000 && c->server_idle_timeout == 3600000);
-		CHECK(c->server_lifetime == 172800000 && c->shutdown_timeout == 0);
+		CHECK(c->server_lifetime == 172800000 && c->shutdown_timeout == 0 && c->server_login_retry == 250);
 		CHECK_STR(c->server_reset_query, "");
 		cfg_free(c);
 	}
