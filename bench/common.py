@@ -429,8 +429,9 @@ def mem_total():
 def git_commit():
     try:
         head = run(["git", "-C", str(REPO), "rev-parse", "HEAD"]).stdout.strip()
+        # Results of an earlier run are not what is measured.
         dirty = run(["git", "--no-optional-locks", "-C", str(REPO), "status", "--porcelain",
-                     "--untracked-files=no"]).stdout.strip()
+                     "--untracked-files=no", "--", ".", ":!bench/results"]).stdout.strip()
         return head + (" (with uncommitted changes)" if dirty else "")
     except (BenchError, OSError):
         return "unknown (not a git checkout)"

@@ -613,7 +613,6 @@ static void client_linked(struct client *cl)
 	}
 }
 
-/* Startup parameters the server must be told with SET, so the session looks as asked. */
 /* Appends "SET name = 'value';" to sql, quoting value. False when it does not fit. */
 static bool client_append_set(char *sql, size_t cap, size_t *len, const char *name, const char *value)
 {
@@ -653,10 +652,24 @@ const char *client_wanted(const struct client *cl, const char *name)
 }
 
 /*
- * The SETs that make the linked server look as this client expects. Session
- * pooling: every startup parameter, once. Transaction pooling: the tracked
- * parameters, each time the client lands on a server that differs.
+ * client_wanted of tracked parameter i. Built once, not per link: the answer
+ * changes only when the client's SETs do (client_on_param drops it) or its
+ * pool first publishes parameters.
  */
+static const char *client_wanted_at(struct client *cl, size_t i)
+{
+	const struct pool_params *pp = pool_params(cl->pool);
+	if (!cl->want || cl->want_pp != pp) {
+		const struct cfg *cfg = client_cfg(cl);
+		if (!cl->want && !(cl->want = malloc(cfg->ntrack_parameters * sizeof *cl->want + 1)))
+			die("out of memory");
+		for (size_t j = 0; j < cfg->ntrack_parameters; j++)
+			cl->want[j] = client_wanted(cl, cfg->track_parameters[j]);
+		cl->want_pp = pp;
+	}
+	return cl->want[i];
+}
+
 /*
  * A read_only tenant's server defaults to read-only transactions (and its
  * statements cannot switch that off: quota/rules.c); anyone else landing on
@@ -665,7 +678,7 @@ const char *client_wanted(const struct client *cl, const char *name)
 static bool client_read_only_sql(struct client *cl, char *sql, size_t cap, size_t *len)
 {
 	static const char name[] = "default_transaction_read_only";
-	const char *have = server_param(cl->srv, name);
+	const char *have = server_default_read_only(cl->srv);
 	if (cl->tenant && client_tcfg(cl)->read_only)
 		return (have && strcmp(have, "on") == 0) || client_append_set(sql, cap, len, name, "on");
 	if (!have || strcmp(have, "on") != 0 || cfg_is_tracked(client_cfg(cl), name))
@@ -680,6 +693,11 @@ static bool client_read_only_sql(struct client *cl, char *sql, size_t cap, size_
 	return true;
 }
 
+/*
+ * The SETs that make the linked server look as this client expects. Session
+ * pooling: every startup parameter, once. Transaction pooling: the tracked
+ * parameters, each time the client lands on a server that differs.
+ */
 static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const char **bad)
 {
 	size_t len = 0;
@@ -691,8 +709,9 @@ static bool client_setup_sql(struct client *cl, char *sql, size_t cap, const cha
 		const struct cfg *cfg = client_cfg(cl);
 		for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 			const char *name = cfg->track_parameters[i];
-			const char *want = client_wanted(cl, name), *have = server_param(cl->srv, name);
-			if (!want && server_param_noted(cl->srv, name)) {
+			const struct server_param *sp = server_tracked(cl->srv, i);
+			const char *want = client_wanted_at(cl, i), *have = sp ? sp->value : NULL;
+			if (!want && sp && sp->noted) {
 				/* Another client's value, which PostgreSQL would not report: back to the default. */
 				int n = snprintf(sql + len, cap - len, "RESET %s;", name);
 				if (n < 0 || (size_t)n >= cap - len)
@@ -758,6 +777,8 @@ static void client_on_param(struct server_link *l, const char *name, const char 
 	}
 	if (!client_is_tx(cl) || !cfg_is_tracked(client_cfg(cl), name))
 		return;
+	free(cl->want);
+	cl->want = NULL;
 	char *v = strdup(value);
 	if (!v)
 		die("out of memory");
@@ -809,9 +830,10 @@ static void client_on_setup_done(struct server_link *l, const char *sqlstate, co
 	const struct cfg *cfg = client_cfg(cl);
 	for (size_t i = 0; i < cfg->ntrack_parameters && i < 64; i++) {
 		const char *name = cfg->track_parameters[i];
-		if (!(cl->setup_mask >> i & 1) || server_param_reported(cl->srv, name))
+		const struct server_param *sp = server_tracked(cl->srv, i);
+		if (!(cl->setup_mask >> i & 1) || (sp && !sp->noted))
 			continue;
-		const char *want = client_wanted(cl, name);
+		const char *want = client_wanted_at(cl, i);
 		if (want)
 			server_note_param(cl->srv, name, want);
 		else
@@ -1184,6 +1206,7 @@ static void client_on_free(struct conn *c)
 		free(cl->set[i].value);
 	}
 	free(cl->set);
+	free(cl->want);
 	for (uint32_t i = 0; i < cl->nopts; i++) {
 		free(cl->opts[i].name);
 		free(cl->opts[i].value);

@@ -77,6 +77,8 @@ struct client {
 	struct server_param *set;     /* tracked parameters the client SET (as the server reported them) */
 	uint32_t nset;
 	uint64_t setup_mask;          /* tracked parameters (by index) the running setup query sets */
+	const char **want;            /* client_wanted of each tracked parameter, or NULL: to be built */
+	const struct pool_params *want_pp;  /* the pool's parameters when want was built */
 	struct bytes in;              /* gathered bytes before the relay starts */
 	uint8_t *pkt;                 /* the startup packet: user, db and parameters point into it */
 	uint32_t pktlen;

@@ -66,8 +66,47 @@ const char *server_param(const struct server *s, const char *name)
 	return NULL;
 }
 
+/*
+ * Where each tracked parameter, and after them default_transaction_read_only,
+ * sits in s->params: looked up again only after the parameters change, not at
+ * every link.
+ */
+static const struct server_param *server_indexed(struct server *s, size_t i)
+{
+	const struct cfg *cfg = s->c.w->rt->cfg;
+	size_t n = cfg->ntrack_parameters;
+	if (s->trk_gen != s->params_gen || !s->trk) {
+		if (!s->trk && !(s->trk = malloc((n + 1) * sizeof *s->trk)))
+			die("out of memory");
+		for (size_t j = 0; j <= n; j++) {
+			const char *name = j < n ? cfg->track_parameters[j] : "default_transaction_read_only";
+			s->trk[j] = SERVER_NO_PARAM;
+			for (uint32_t k = 0; k < s->nparams && k < SERVER_NO_PARAM; k++) {
+				if (strcasecmp(s->params[k].name, name) == 0) {
+					s->trk[j] = (uint16_t)k;
+					break;
+				}
+			}
+		}
+		s->trk_gen = s->params_gen;
+	}
+	return s->trk[i] == SERVER_NO_PARAM ? NULL : &s->params[s->trk[i]];
+}
+
+const struct server_param *server_tracked(struct server *s, size_t i)
+{
+	return server_indexed(s, i);
+}
+
+const char *server_default_read_only(struct server *s)
+{
+	const struct server_param *p = server_indexed(s, s->c.w->rt->cfg->ntrack_parameters);
+	return p ? p->value : NULL;
+}
+
 static void server_set_param_as(struct server *s, const char *name, const char *value, bool noted)
 {
+	s->params_gen++;
 	for (uint32_t i = 0; i < s->nparams; i++) {
 		if (strcmp(s->params[i].name, name) == 0) {
 			char *v = strdup(value);
@@ -112,32 +151,17 @@ void server_note_param(struct server *s, const char *name, const char *value)
 	server_set_param_as(s, name, value, true);
 }
 
-bool server_param_noted(const struct server *s, const char *name)
-{
-	for (uint32_t i = 0; i < s->nparams; i++)
-		if (strcasecmp(s->params[i].name, name) == 0)
-			return s->params[i].noted;
-	return false;
-}
-
 void server_forget_param(struct server *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nparams; i++) {
 		if (strcasecmp(s->params[i].name, name) == 0 && s->params[i].noted) {
+			s->params_gen++;
 			free(s->params[i].name);
 			free(s->params[i].value);
 			s->params[i] = s->params[--s->nparams];
 			return;
 		}
 	}
-}
-
-bool server_param_reported(const struct server *s, const char *name)
-{
-	for (uint32_t i = 0; i < s->nparams; i++)
-		if (strcasecmp(s->params[i].name, name) == 0)
-			return !s->params[i].noted;
-	return false;
 }
 
 /* A whole ParameterStatus body: the server's table, and the linked client if any. */
@@ -881,6 +905,7 @@ static void server_on_free(struct conn *c)
 		free(s->params[i].value);
 	}
 	free(s->params);
+	free(s->trk);
 	bytes_free(&s->in);
 	bytes_free(&s->pcap);
 	free(s->scram);

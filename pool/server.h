@@ -80,6 +80,9 @@ struct server {
 	uint32_t be_pid, be_key;   /* BackendKeyData: for cancels */
 	struct server_param *params;
 	uint32_t nparams;
+	uint32_t params_gen;       /* bumped when params change */
+	uint32_t trk_gen;          /* params_gen that trk was built for (0: never) */
+	uint16_t *trk;             /* tracked parameter i -> index in params, or SERVER_NO_PARAM (server_tracked) */
 	uint64_t created, idle_since, state_since;
 	struct scram_client *scram;
 	char     id[16];
@@ -144,10 +147,15 @@ void server_setup_query(struct server *s, const char *sql);
 const char *server_param(const struct server *s, const char *name);
 /* Records a value we set on s for a parameter PostgreSQL does not report. */
 void server_note_param(struct server *s, const char *name, const char *value);
-/* Whether the server itself reports name (ParameterStatus), as opposed to us noting it. */
-bool server_param_reported(const struct server *s, const char *name);
-/* Whether we noted a value of name on s (for a client that wanted one). */
-bool server_param_noted(const struct server *s, const char *name);
+#define SERVER_NO_PARAM UINT16_MAX
+/*
+ * Tracked parameter i of the configuration (track_parameters) as s has it,
+ * or NULL: the same entry server_param() finds by name, without a search.
+ * Its `noted`: we set it, PostgreSQL does not report it.
+ */
+const struct server_param *server_tracked(struct server *s, size_t i);
+/* default_transaction_read_only as s has it (PostgreSQL reports it since 14), or NULL; no search either. */
+const char *server_default_read_only(struct server *s);
 /* Forgets a noted value: after a RESET it is the server's default again. */
 void server_forget_param(struct server *s, const char *name);
 void server_close(struct server *s, const char *why);
