@@ -17,6 +17,7 @@
 #include "proto/sqlstate.h"
 
 #define POOL_NEED_RETRY_MS 200
+#define POOL_LEASE_MS      100   /* a server serves its worker this long before it pays a debt */
 
 /*
  * The registry is written under a lock only when a worker first meets a
@@ -205,8 +206,9 @@ static struct pool_waiter *pool_pop_waiter(struct pool *p)
  * Sharing the cap between workers. Each worker has a share, pool_size divided
  * by the worker count. A worker may hold more while nobody else needs room;
  * one below its share that finds the cap full posts NEED, and a worker above
- * its share then owes a server, which it closes when that server next frees,
- * and no worker at its share grows into room while others' clients wait.
+ * its share then owes a server, which it closes when that server next frees
+ * (after its lease, if clients of its own wait), and no worker at its share
+ * grows into room while others' clients wait.
  * Only NEED closes servers, so a balanced pool never churns connections.
  */
 static uint32_t pool_share(const struct pool *p)
@@ -403,8 +405,15 @@ void pool_server_ready(struct server *s)
 static void pool_server_ready_one(struct server *s)
 {
 	struct pool *p = s->pool;
-	/* A debt is paid with a server that has served: a fresh one serves first, or nobody ever would. */
-	bool served = s->st != SV_LOGIN;
+	/*
+	 * A debt is paid with a server that has served here for POOL_LEASE_MS
+	 * (one still in its lease pays later from the idle list: pool_pay_idle).
+	 * A fresh server serves first, or nobody ever would; and with fewer
+	 * servers than workers, paying at every release would hand the servers
+	 * from worker to worker at each transaction (a login each time: a few
+	 * hundred transactions a second in all).
+	 */
+	bool served = s->st != SV_LOGIN && p->w->now - s->created >= POOL_LEASE_MS;
 	if (s->st == SV_LOGIN) {
 		p->nconnecting--;
 		pool_remember_params(p, s);
@@ -418,11 +427,9 @@ static void pool_server_ready_one(struct server *s)
 	const struct cfg *cfg = p->w->rt->cfg;
 	bool stopping = p->w->stopping;
 	bool too_old = cfg->server_lifetime && p->w->now - s->created >= cfg->server_lifetime;
-	bool pay = p->owed && (served || !p->wait_head);
+	bool pay = p->owed && served;
 	if (pay || stopping || too_old) {
 		const char *why = pay ? "room for another worker" : stopping ? "shutdown" : "server_lifetime";
-		if (pay)
-			p->owed--;
 		server_close(s, why);
 		return;
 	}
@@ -450,6 +457,9 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 	case SV_CLOSED:     die("server gone twice");
 	}
 	p->nservers--;
+	/* Whatever closed it, its room in the cap is what another worker asked for. */
+	if (p->owed)
+		p->owed--;
 	pool_unreserve(p);
 
 	if (sqlstate && why)
@@ -458,9 +468,22 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 		pool_grow(p, false);
 }
 
+/* Debts are paid with idle servers past their lease (pool_server_ready_one pays with busy ones). */
+static void pool_pay_idle(struct pool *p)
+{
+	struct server *s = p->idle;
+	while (p->owed && s) {
+		struct server *next = s->next_idle;
+		if (p->w->now - s->created >= POOL_LEASE_MS)
+			server_close(s, "room for another worker");
+		s = next;
+	}
+}
+
 void pool_tick(struct worker *w)
 {
 	for (struct pool *p = w->pools; p; p = p->next) {
+		pool_pay_idle(p);
 		/*
 		 * A NEED can cross a release on the way, and room a worker yielded to
 		 * others' waiters can outlive them: look again rather than wait for
@@ -501,13 +524,10 @@ void pool_on_need(struct worker *w, uint32_t cap_id)
 	struct pool *p = pool_by_cap(w, cap_id);
 	if (!p)
 		return;
-	if (p->idle && p->nwaiting == 0) {
-		/* Idle room is given at once. */
-		server_close(p->idle, "room for another worker");
-		return;
-	}
-	if (p->nservers > pool_share(p) + p->owed)
+	/* Idle room is given even by a worker at its share: nobody here wants it. */
+	if (p->nservers > pool_share(p) + p->owed || (p->idle && p->nwaiting == 0 && !p->owed))
 		p->owed++;
+	pool_pay_idle(p);
 }
 
 void pool_close_idle(struct worker *w)

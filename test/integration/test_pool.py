@@ -97,6 +97,32 @@ def test_300_clients_on_10_servers(proxy, pg):
 
 
 @pytest.mark.proxy_only
+def test_fewer_servers_than_workers(proxy, pg):
+    """pool_size 1 over 2 workers, clients on both: the server moves between the workers
+    (close here, log in there) at most once per lease, not at every transaction."""
+    wait_no_backends(pg, "app")
+    p = proxy(workers=2, databases={"appdb": {"pool_mode": "transaction", "pool_size": 1}})
+    seconds = 2.0
+
+    def client(i):
+        n = 0
+        with p.connect() as c:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                assert c.execute("select %s::int", (i,)).fetchone() == (i,)
+                n += 1
+        return n
+
+    with BackendMonitor(pg, "app") as mon:
+        done = run_clients(8, client, timeout=60)
+    assert mon.max <= 1, f"PostgreSQL saw {mon.max} backends of app; pool_size is 1"
+    assert all(n > 0 for n in done), f"a client got no transaction through: {done}"
+    moves = p.log.count("room for another worker")
+    # The lease is 100 ms: about 20 moves in 2 s (each transaction used to move it: ~600).
+    assert moves <= 2 * seconds / 0.1 + 10, f"the server moved {moves} times in {seconds}s ({sum(done)} txns)"
+
+
+@pytest.mark.proxy_only
 def test_login_takes_no_server(proxy, pg):
     # As with PgBouncer: once a pool has logged in to PostgreSQL, clients finish
     # their login without a server and take one at their first query.
