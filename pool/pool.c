@@ -207,8 +207,8 @@ static struct pool_waiter *pool_pop_waiter(struct pool *p)
  * by the worker count. A worker may hold more while nobody else needs room;
  * one below its share that finds the cap full posts NEED, and a worker above
  * its share then owes a server, which it closes when that server next frees
- * (after its lease, if clients of its own wait), and no worker at its share
- * grows into room while others' clients wait.
+ * once its lease is over (POOL_LEASE_MS), and no worker at its share grows
+ * into room while others' clients wait.
  * Only NEED closes servers, so a balanced pool never churns connections.
  */
 static uint32_t pool_share(const struct pool *p)
