@@ -225,15 +225,17 @@ static void pool_fail_waiters(struct pool *p, const char *sqlstate, const char *
 }
 
 /*
- * A server login failed: for server_login_retry no new one is tried, so a
- * PostgreSQL that refuses logins (down, at max_connections, a bad password) is
- * not asked again and again for as long as clients wait.
+ * A server login failed: for server_login_retry no new one is tried, and then
+ * one at a time until one succeeds, so a PostgreSQL that refuses logins (down,
+ * at max_connections, a bad password) is asked about once per
+ * server_login_retry for as long as clients wait, however many they are.
  */
 static void pool_login_failed(struct pool *p, const char *sqlstate, const char *why)
 {
 	snprintf(p->last_error, sizeof p->last_error, "%s", why);
 	snprintf(p->last_sqlstate, sizeof p->last_sqlstate, "%s", sqlstate);
 	p->retry_at = p->w->now + p->w->rt->cfg->server_login_retry;
+	p->probing = true;
 	/* Nothing else can serve the waiters soon: tell them why. */
 	if (p->nservers == 0)
 		pool_fail_waiters(p, p->last_sqlstate, p->last_error);
@@ -246,13 +248,16 @@ static void pool_login_failed(struct pool *p, const char *sqlstate, const char *
  */
 static void pool_grow(struct pool *p, bool told)
 {
-	if (p->nwaiting > p->nconnecting && p->w->now < p->retry_at) {
-		/* Waiters stay while a server may free; with none, they hear the last failure now. */
-		if (p->nservers == 0)
-			pool_fail_waiters(p, p->last_sqlstate, p->last_error);
+	if (p->w->now < p->retry_at) {
+		/* Clients wait for the next try (pool_tick); room freed meanwhile is still ours to take. */
+		p->told_later |= told;
 		return;
 	}
+	told |= p->told_later;
+	p->told_later = false;
 	while (p->nwaiting > p->nconnecting) {
+		if (p->probing && p->nconnecting)
+			return;
 		/* Room freed while other workers' clients wait is theirs, once we have our share. */
 		bool others_wait = atomic_load_explicit(&p->cap->waiting, memory_order_acquire) > p->nwaiting;
 		bool yield = !told && others_wait && p->nservers >= pool_share(p);
@@ -388,6 +393,8 @@ static void pool_server_ready_one(struct server *s);
 void pool_server_ready(struct server *s)
 {
 	struct pool *p = s->pool;
+	/* A probe's login worked: the clients still waiting need not wait for the tick. */
+	bool probed = p->probing && s->st == SV_LOGIN;
 	s->next_idle = p->ready_later;
 	p->ready_later = s;
 	if (p->readying)
@@ -400,6 +407,8 @@ void pool_server_ready(struct server *s)
 		pool_server_ready_one(next);
 	}
 	p->readying = false;
+	if (probed && !p->w->stopping)
+		pool_grow(p, false);
 }
 
 static void pool_server_ready_one(struct server *s)
@@ -416,6 +425,7 @@ static void pool_server_ready_one(struct server *s)
 	bool served = s->st != SV_LOGIN && p->w->now - s->created >= POOL_LEASE_MS;
 	if (s->st == SV_LOGIN) {
 		p->nconnecting--;
+		p->probing = false;
 		pool_remember_params(p, s);
 	}
 	else if (s->st == SV_LINKED || s->st == SV_RESET)
@@ -524,10 +534,21 @@ void pool_on_need(struct worker *w, uint32_t cap_id)
 	struct pool *p = pool_by_cap(w, cap_id);
 	if (!p)
 		return;
-	/* Idle room is given even by a worker at its share: nobody here wants it. */
-	if (p->nservers > pool_share(p) + p->owed || (p->idle && p->nwaiting == 0 && !p->owed))
+	if (p->nservers > pool_share(p) + p->owed) {
 		p->owed++;
-	pool_pay_idle(p);
+		pool_pay_idle(p);
+		return;
+	}
+	/*
+	 * At its share, a worker still gives idle room nobody here wants, once
+	 * the server's lease is over; a NEED still unmet comes again.
+	 */
+	for (struct server *s = p->idle; s && p->nwaiting == 0; s = s->next_idle) {
+		if (p->w->now - s->created >= POOL_LEASE_MS) {
+			server_close(s, "room for another worker");
+			return;
+		}
+	}
 }
 
 void pool_close_idle(struct worker *w)

@@ -84,6 +84,8 @@ struct pool {
 	uint64_t need_at;
 	uint32_t owed;                    /* servers to give up as they free: another worker needs room */
 	uint64_t retry_at;                /* ms: a server login failed; no new one before (server_login_retry) */
+	bool probing;                     /* since that failure, one login at a time until one succeeds */
+	bool told_later;                  /* a POOL_FREED came during the retry wait: pool_grow's `told` after it */
 	char last_error[256];
 	char last_sqlstate[6];
 };

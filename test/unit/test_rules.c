@@ -27,11 +27,13 @@ static void test_deny(void)
 	/* Inside a string the ';' splits nothing, so no statement starts with DROP. */
 	CHECK(pass(&r, "SELECT 'x; drop table t'", &why, &stmt));
 	/*
-	 * With standard_conforming_strings off, \' escapes the quote and the
-	 * DROP is a statement of its own: refused, though split the standard
-	 * way it sits in a string.
+	 * Split the standard way, '\'' is one string up to the last quote; with
+	 * standard_conforming_strings off, \' escapes a quote, the string ends
+	 * early and the DROP is a statement of its own. Refused.
 	 */
-	CHECK(!pass(&r, "SELECT '\\'; DROP TABLE t; --'", &why, &stmt) && why == QUOTA_RULE_DENY);
+	CHECK(pass(&r, "SELECT '\\''; SELECT 2; --'", &why, &stmt));
+	CHECK(!pass(&r, "SELECT '\\''; DROP TABLE t; --'", &why, &stmt) && why == QUOTA_RULE_DENY);
+	CHECK(stmt && strcmp(stmt, "DROP TABLE t") == 0);
 	/* PostgreSQL stops at a NUL, and so do the rules. */
 	CHECK(quota_rules_pass(&r, "SELECT 1\0; DROP TABLE t", 23, &stmt, &why));
 	quota_rules_free(&r);
