@@ -147,6 +147,40 @@ static const char *client_cstr(const uint8_t **p, const uint8_t *end)
 	return str;
 }
 
+/* A query text (of a Query or a Parse) whose first word is LISTEN, after blanks and -- comments. */
+static bool client_is_listen(const uint8_t *sql, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		while (i < n && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
+			i++;
+		if (i + 1 < n && sql[i] == '-' && sql[i + 1] == '-') {
+			while (i < n && sql[i] != '\n')
+				i++;
+			continue;
+		}
+		break;
+	}
+	return n - i > 6 && strncasecmp((const char *)sql + i, "listen", 6) == 0 &&
+	       (sql[i + 6] == ' ' || sql[i + 6] == '\t' || sql[i + 6] == '\n' || sql[i + 6] == '\r');
+}
+
+/*
+ * LISTEN cannot work when the server changes after each transaction. The
+ * Query or Parse is refused where it stands (server_refuse): the server runs
+ * one that fails instead, and the client gets 0A000 in its place among the
+ * replies, whatever it has in flight.
+ */
+static void client_refuse_listen(struct client *cl, uint8_t type)
+{
+	uint8_t buf[256];
+	struct wbuf err = wbuf_on(buf, sizeof buf);
+	msg_error(&err, "ERROR", SQLSTATE_FEATURE_NOT_SUPPORTED,
+		  "LISTEN is not supported with transaction pooling (ringbouncer)", NULL,
+		  "Use a database with pool_mode: session for LISTEN/NOTIFY.");
+	server_refuse(cl->srv, type, err.p, err.len);
+}
+
 /*
  * Transaction pooling: one whole Parse, Bind, Describe or Close at m[0..len),
  * in ring buffer bid (or a copy when bid < 0). Named statements are mapped to
@@ -162,8 +196,13 @@ static bool client_statement_msg(struct client *cl, int bid, const uint8_t *m, s
 	server_note_request(s, type);
 	if (type == 'P') {
 		const char *name = client_cstr(&p, end);
-		if (!name || !memchr(p, 0, (size_t)(end - p)))
+		const uint8_t *nul = name ? memchr(p, 0, (size_t)(end - p)) : NULL;
+		if (!nul)
 			goto bad;
+		if (client_is_listen(p, (size_t)(nul - p))) {
+			client_refuse_listen(cl, 'P');
+			return true;
+		}
 		if (!*name) {
 			client_forward(cl, bid, m, len);
 			server_expect(s, '1', NULL);
@@ -231,41 +270,6 @@ bad:
 	return false;
 }
 
-/* A simple Query whose first word is LISTEN (after blanks and -- comments). */
-static bool client_is_listen(const uint8_t *sql, size_t n)
-{
-	size_t i = 0;
-	for (;;) {
-		while (i < n && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'))
-			i++;
-		if (i + 1 < n && sql[i] == '-' && sql[i + 1] == '-') {
-			while (i < n && sql[i] != '\n')
-				i++;
-			continue;
-		}
-		break;
-	}
-	return n - i > 6 && strncasecmp((const char *)sql + i, "listen", 6) == 0 &&
-	       (sql[i + 6] == ' ' || sql[i + 6] == '\t' || sql[i + 6] == '\n' || sql[i + 6] == '\r');
-}
-
-/*
- * LISTEN cannot work when the server changes after each transaction. The
- * query is swapped for one that fails on the server with 0A000, so the error
- * comes back in its place among the replies, whatever the client has in flight.
- */
-static void client_refuse_listen(struct client *cl)
-{
-	static const char sql[] =
-		"DO $rb$ BEGIN RAISE EXCEPTION USING ERRCODE = '0A000', "
-		"MESSAGE = 'LISTEN is not supported with transaction pooling (ringbouncer)', "
-		"HINT = 'Use a database with pool_mode: session for LISTEN/NOTIFY.'; END $rb$";
-	uint8_t buf[sizeof sql + 8];
-	struct wbuf w = wbuf_on(buf, sizeof buf);
-	msg_query(&w, sql);
-	conn_send_copy(&cl->srv->c, w.p, w.len);
-}
-
 static bool client_is_statement_msg(uint8_t type)
 {
 	return type == 'P' || type == 'B' || type == 'D' || type == 'C';
@@ -307,11 +311,12 @@ static bool client_whole_msg(struct client *cl, int bid, const uint8_t *m, size_
 	}
 	if (client_is_tx(cl) && client_is_statement_msg(type))
 		return client_statement_msg(cl, bid, m, len);
+	if (client_is_tx(cl) && type == 'Q' && len > 5 && client_is_listen(m + 5, len - 5)) {
+		client_refuse_listen(cl, 'Q');
+		return true;
+	}
 	server_note_request(s, type);
-	if (client_is_tx(cl) && type == 'Q' && len > 5 && client_is_listen(m + 5, len - 5))
-		client_refuse_listen(cl);
-	else
-		client_forward(cl, bid, m, len);
+	client_forward(cl, bid, m, len);
 	return true;
 }
 
@@ -425,8 +430,7 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 				size_t total = 1 + (size_t)m.len;
 				client_skip(cl, p + off, total - (off - start));
 				off = from = start + total;
-				server_note_request(s, 'Q');
-				client_refuse_listen(cl);
+				client_refuse_listen(cl, 'Q');
 				continue;
 			}
 			if (cl->nheld) {

@@ -251,6 +251,31 @@ def test_listen_is_refused(proxy):
         c.execute("notify some_channel")  # NOTIFY works: it needs no session
 
 
+def test_listen_is_refused_in_the_extended_protocol(proxy):
+    # The same refusal for a Parse of LISTEN, named or not, in order among other replies.
+    p = proxy(databases={"appdb": {**TX, "pool_size": 2}})
+    if p.direct:
+        pytest.skip("LISTEN works on PostgreSQL itself")
+    w = p.wire()
+    try:
+        w.send_raw(parse("", "select 1"), bind("", ""), execute(), sync(),
+                   parse("", "  listen some_channel"), bind("", ""), execute(), sync(),
+                   parse("l1", "LISTEN other_channel"), sync(),
+                   parse("", "select 2"), bind("", ""), execute(), sync())
+        first, refused, named, last = (w.read_until_ready() for _ in range(4))
+        assert [data_values(v) for k, v in first if k == "D"] == [["1"]]
+        for msgs in (refused, named):
+            errs = [pgwire.error_fields(v) for k, v in msgs if k == "E"]
+            assert len(errs) == 1 and errs[0]["C"] == "0A000" and "LISTEN" in errs[0]["M"], msgs
+        assert [data_values(v) for k, v in last if k == "D"] == [["2"]]
+        # The refused named statement was never made.
+        w.send_raw(bind("", "l1"), execute(), sync())
+        errs = [pgwire.error_fields(v) for k, v in w.read_until_ready() if k == "E"]
+        assert errs and errs[0]["C"] == "26000", errs
+    finally:
+        w.close()
+
+
 def test_options_search_path_follows_the_client(proxy, pg):
     # search_path is not reported by PostgreSQL 15: the proxy remembers what it set,
     # and resets it for a client that asked for none.
