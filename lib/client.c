@@ -12,7 +12,6 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lib/auth.h"
@@ -28,7 +27,6 @@
 #include "proto/frame.h"
 #include "proto/msg.h"
 #include "proto/options.h"
-#include "proto/sql.h"
 #include "proto/sqlstate.h"
 #include "quota/tenant.h"
 
@@ -116,8 +114,6 @@ static uint32_t client_pid(const struct client *cl)
 	return (uint32_t)cl->c.w->id << WORKER_SLOT_BITS | cl->c.slot;
 }
 
-/* --- tenant guardrails --- */
-
 /* --- the session: relay and server events --- */
 
 static bool client_is_tx(const struct client *cl)
@@ -145,6 +141,16 @@ static const char *client_cstr(const uint8_t **p, const uint8_t *end)
 	const char *str = (const char *)*p;
 	*p = nul + 1;
 	return str;
+}
+
+/* The query text of a whole Query or Parse message m[0..len), and its length. NULL if malformed. */
+static const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
+{
+	const uint8_t *p = m + 5, *end = m + len;
+	if (m[0] == 'P' && !client_cstr(&p, end))
+		return NULL;
+	*n = (size_t)(end - p);
+	return (const char *)p;
 }
 
 /* A query text (of a Query or a Parse) whose first word is LISTEN, after blanks and -- comments. */
@@ -284,6 +290,18 @@ static void client_skip(struct client *cl, const uint8_t *p, size_t k)
 		die("framer lost a message the relay took whole");
 }
 
+/* The framer walks whole messages the proxy answers itself, so stream offsets stay true. */
+void client_walk(struct client *cl, const uint8_t *p, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		size_t used;
+		struct frame_msg m;
+		if (frame_next(&cl->fr, p + done, n - done, &used, &m) == FRAME_BAD)
+			die("framer refused checked messages");
+		done += used;
+	}
+}
+
 /*
  * A message the relay looks at whole, at m[0..len) in ring buffer bid (or a
  * copy when bid < 0): a Query or Parse under a tenant's deny/allow rules, or
@@ -328,18 +346,21 @@ static bool client_gathered(struct client *cl)
 	return ok;
 }
 
-/* Whether the relay must see a message of this type whole before it goes on. */
-static bool client_wants_whole(const struct client *cl, uint8_t type)
+/* Whether the relay must see a message of this type whole before it goes on (rules: the tenant has some). */
+static bool client_wants_whole(bool tx, bool rules, uint8_t type)
 {
-	if (client_is_tx(cl) && client_is_statement_msg(type))
+	if (tx && client_is_statement_msg(type))
 		return true;
-	return (type == 'Q' || type == 'P') && cl->tenant && quota_rules_any(&cl->tenant->rules);
+	return rules && (type == 'Q' || type == 'P');
 }
 
 /*
  * Client -> server relay. Bytes go from the receive buffer in place, except
- * in transaction pooling where Parse/Bind/Describe/Close are looked at whole
- * (rewritten when they name a statement, gathered when cut by a chunk's end).
+ * the messages looked at whole (gathered when cut by a chunk's end): in
+ * transaction pooling Parse/Bind/Describe/Close, rewritten when they name a
+ * statement; under a tenant's rules Query and Parse. A tenant's Query,
+ * Execute or FunctionCall is admitted first, and may be refused (cut from
+ * the stream) or delayed (the rest of the stream held back).
  */
 void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy)
 {
@@ -347,6 +368,7 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 	int b = copy ? -1 : bid;
 	bool tx = client_is_tx(cl);
 	bool hold = tx || cl->tenant;
+	bool rules = cl->tenant && quota_rules_any(&cl->tenant->rules);
 	uint64_t base = cl->fr.pos;
 	size_t off = 0, from = 0;
 
@@ -403,8 +425,10 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 			else
 				v = client_admit(cl, &err);
 			/* A FunctionCall names its function by OID: no rule can judge it. */
-			if (v == CLIENT_PASS && m.type == 'F' && quota_rules_any(&cl->tenant->rules))
-				v = client_refuse_call(cl, &err);
+			if (v == CLIENT_PASS && m.type == 'F' && rules) {
+				client_refuse_call(cl, &err);
+				v = CLIENT_REFUSED;
+			}
 			if (v != CLIENT_PASS)
 				client_forward(cl, b, p + from, start - from);
 			if (v == CLIENT_DELAYED) {
@@ -423,7 +447,7 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 				continue;
 			}
 		}
-		if (!client_wants_whole(cl, m.type)) {
+		if (!client_wants_whole(tx, rules, m.type)) {
 			if (tx && m.type == 'Q' && !cl->nheld && m.len > 4 && n - start >= 1 + (size_t)m.len &&
 			    client_is_listen(p + start + 5, m.len - 4)) {
 				client_forward(cl, b, p + from, start - from);
@@ -465,7 +489,7 @@ void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, b
 	}
 	size_t end = n;
 	if (hold && cl->fr.have) {
-		/* A header cut here may turn out to need rewriting: hold it back (at most 5 bytes). */
+		/* A header cut here may turn out to need rewriting or refusing: hold it back (at most 5 bytes). */
 		size_t h = cl->fr.have;
 		size_t cut = h - cl->nheld;
 		size_t in_chunk = cut < n ? cut : n;
@@ -510,10 +534,10 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 		const char *name = client_cstr(&q, end);
 		if (!name || !memchr(q, 0, (size_t)(end - q)) || stmt_map_get(&cl->stmts, name))
 			return false; /* a taken name is refused by the relay, in order */
-		/* A statement a tenant's rules refuse is refused where it stands, by the relay. */
-		uint8_t buf[1024];
-		struct wbuf err = wbuf_on(buf, sizeof buf);
-		if (rules && !client_rules_pass(cl, (const char *)q, (size_t)(end - q), &err))
+		/* A statement a tenant's rules refuse is refused (counted, logged) where it stands, by the relay. */
+		const char *stmt;
+		enum quota_rule why;
+		if (rules && !quota_rules_pass(&cl->tenant->rules, (const char *)q, (size_t)(end - q), &stmt, &why))
 			return false;
 		nparse++;
 		off += 1 + len;
@@ -524,14 +548,7 @@ static bool client_local_prepare(struct client *cl, const uint8_t *p, size_t n)
 		struct stmt *st = stmt_get(&cl->pool->stmts, q, (uint32_t)(end - q));
 		stmt_map_set(&cl->stmts, &cl->pool->stmts, name, st);
 	}
-	/* The framer walks the same bytes, so the stream offsets stay true. */
-	for (size_t done = 0; done < n;) {
-		size_t used;
-		struct frame_msg m;
-		if (frame_next(&cl->fr, p + done, n - done, &used, &m) == FRAME_BAD)
-			die("framer refused checked messages");
-		done += used;
-	}
+	client_walk(cl, p, n);
 	uint8_t reply[5 * 64 + 6];
 	struct wbuf w = wbuf_on(reply, sizeof reply);
 	for (uint32_t i = 0; i < nparse; i++) {
@@ -781,17 +798,21 @@ static void client_on_param(struct server_link *l, const char *name, const char 
 	}
 	if (!client_is_tx(cl) || !cfg_is_tracked(client_cfg(cl), name))
 		return;
+	uint32_t i = 0;
+	while (i < cl->nset && strcasecmp(cl->set[i].name, name) != 0)
+		i++;
+	if (i < cl->nset && strcmp(cl->set[i].value, value) == 0)
+		return;
+	/* cl->want points into the values about to change. */
 	free(cl->want);
 	cl->want = NULL;
 	char *v = strdup(value);
 	if (!v)
 		die("out of memory");
-	for (uint32_t i = 0; i < cl->nset; i++) {
-		if (strcasecmp(cl->set[i].name, name) == 0) {
-			free(cl->set[i].value);
-			cl->set[i].value = v;
-			return;
-		}
+	if (i < cl->nset) {
+		free(cl->set[i].value);
+		cl->set[i].value = v;
+		return;
 	}
 	struct server_param *ns = realloc(cl->set, (cl->nset + 1) * sizeof *ns);
 	if (!ns || !(ns[cl->nset].name = strdup(name)))
@@ -1205,17 +1226,9 @@ static void client_on_free(struct conn *c)
 	bytes_free(&cl->coll);
 	if (cl->pool)
 		stmt_map_free(&cl->stmts, &cl->pool->stmts);
-	for (uint32_t i = 0; i < cl->nset; i++) {
-		free(cl->set[i].name);
-		free(cl->set[i].value);
-	}
-	free(cl->set);
+	server_params_free(cl->set, cl->nset);
 	free(cl->want);
-	for (uint32_t i = 0; i < cl->nopts; i++) {
-		free(cl->opts[i].name);
-		free(cl->opts[i].value);
-	}
-	free(cl->opts);
+	server_params_free(cl->opts, cl->nopts);
 	free(cl->pkt);
 	free(cl);
 	if (w->stopping && w->nclients == 0)

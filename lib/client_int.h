@@ -116,6 +116,8 @@ void client_send(struct client *cl, const struct wbuf *w);
 void client_send_error(struct client *cl, const char *severity, const char *sqlstate,
 		       const char *message, const char *hint);
 void client_fatal(struct client *cl, const char *sqlstate, const char *message);
+/* Whole messages p[0..n), already checked, that the proxy answers itself: the framer walks past them. */
+void client_walk(struct client *cl, const uint8_t *p, size_t n);
 /* Client -> server bytes of a linked client (copy: p is not a ring buffer's). */
 void client_relay(struct client *cl, uint16_t bid, const uint8_t *p, size_t n, bool copy);
 /* A CancelRequest to the backend of the server the client holds; ours: the proxy's own. */
@@ -131,9 +133,7 @@ enum client_verdict client_admit(struct client *cl, struct wbuf *err);
 /* Deny/allow on a Query's or Parse's text; false with the ErrorResponse in err. */
 bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf *err);
 /* A FunctionCall of a tenant with rules: refused (err filled). */
-enum client_verdict client_refuse_call(struct client *cl, struct wbuf *err);
-/* The query text of a whole Query or Parse message, or NULL if malformed. */
-const char *client_sql_of(const uint8_t *m, size_t len, size_t *n);
+void client_refuse_call(struct client *cl, struct wbuf *err);
 void client_on_usage(struct server_link *l, uint32_t rows, size_t bytes, uint32_t readies);
 size_t client_on_result_limit(struct server_link *l, bool rows, uint8_t *buf, size_t cap);
 void client_tenant_timeouts(struct client *cl);

@@ -82,28 +82,13 @@ bool client_rules_pass(struct client *cl, const char *sql, size_t n, struct wbuf
 	return false;
 }
 
-enum client_verdict client_refuse_call(struct client *cl, struct wbuf *err)
+void client_refuse_call(struct client *cl, struct wbuf *err)
 {
 	char msg[320];
 	snprintf(msg, sizeof msg, "function calls (FunctionCall messages) are refused for tenant \"%s\", "
 		 "which has deny/allow or read_only rules", client_tcfg(cl)->name);
 	atomic_fetch_add_explicit(&cl->tenant->count->rejected, 1, memory_order_relaxed);
 	msg_error(err, "ERROR", SQLSTATE_INSUFFICIENT_PRIVILEGE, msg, NULL, "Call the function from SQL instead.");
-	return CLIENT_REFUSED;
-}
-
-/* The query text of a whole Query or Parse message m[0..len), and its length. NULL if malformed. */
-const char *client_sql_of(const uint8_t *m, size_t len, size_t *n)
-{
-	const uint8_t *p = m + 5, *end = m + len;
-	if (m[0] == 'P') {
-		const uint8_t *nul = memchr(p, 0, (size_t)(end - p));
-		if (!nul)
-			return NULL;
-		p = nul + 1;
-	}
-	*n = (size_t)(end - p);
-	return (const char *)p;
 }
 
 /* Usage the server relayed: added to the tenant's at each ReadyForQuery, not per chunk. */
@@ -345,13 +330,7 @@ bool client_guard_idle(struct client *cl, const uint8_t *p, size_t n)
 	}
 refused:
 	cl->guard->checked = false;
-	{
-		size_t used;
-		struct frame_msg m;
-		/* The framer walks the refused Query, so stream offsets stay true. */
-		for (size_t done = 0; done < n; done += used)
-			(void)!frame_next(&cl->fr, p + done, n - done, &used, &m);
-	}
+	client_walk(cl, p, n);
 	msg_ready(&err, 'I');
 	client_send(cl, &err);
 	return true;

@@ -216,6 +216,11 @@ static uint32_t pool_share(const struct pool *p)
 	return p->cap->size / p->w->rt->nworkers;
 }
 
+static bool pool_lease_over(const struct pool *p, const struct server *s)
+{
+	return p->w->now - s->created >= POOL_LEASE_MS;
+}
+
 /* Every waiter gets the failure: nothing can serve them soon. */
 static void pool_fail_waiters(struct pool *p, const char *sqlstate, const char *why)
 {
@@ -347,11 +352,7 @@ static void pool_params_free(struct pool_params *pp)
 {
 	if (!pp)
 		return;
-	for (uint32_t i = 0; i < pp->n; i++) {
-		free(pp->v[i].name);
-		free(pp->v[i].value);
-	}
-	free(pp->v);
+	server_params_free(pp->v, pp->n);
 	free(pp);
 }
 
@@ -422,7 +423,7 @@ static void pool_server_ready_one(struct server *s)
 	 * from worker to worker at each transaction (a login each time: a few
 	 * hundred transactions a second in all).
 	 */
-	bool served = s->st != SV_LOGIN && p->w->now - s->created >= POOL_LEASE_MS;
+	bool served = s->st != SV_LOGIN && pool_lease_over(p, s);
 	if (s->st == SV_LOGIN) {
 		p->nconnecting--;
 		p->probing = false;
@@ -478,16 +479,21 @@ void pool_server_gone(struct server *s, const char *sqlstate, const char *why)
 		pool_grow(p, false);
 }
 
+/* An idle server whose lease is over, or NULL. */
+static struct server *pool_idle_past_lease(const struct pool *p)
+{
+	struct server *s = p->idle;
+	while (s && !pool_lease_over(p, s))
+		s = s->next_idle;
+	return s;
+}
+
 /* Debts are paid with idle servers past their lease (pool_server_ready_one pays with busy ones). */
 static void pool_pay_idle(struct pool *p)
 {
-	struct server *s = p->idle;
-	while (p->owed && s) {
-		struct server *next = s->next_idle;
-		if (p->w->now - s->created >= POOL_LEASE_MS)
-			server_close(s, "room for another worker");
-		s = next;
-	}
+	struct server *s;
+	while (p->owed && (s = pool_idle_past_lease(p)))
+		server_close(s, "room for another worker");
 }
 
 void pool_tick(struct worker *w)
@@ -543,12 +549,9 @@ void pool_on_need(struct worker *w, uint32_t cap_id)
 	 * At its share, a worker still gives idle room nobody here wants, once
 	 * the server's lease is over; a NEED still unmet comes again.
 	 */
-	for (struct server *s = p->idle; s && p->nwaiting == 0; s = s->next_idle) {
-		if (p->w->now - s->created >= POOL_LEASE_MS) {
-			server_close(s, "room for another worker");
-			return;
-		}
-	}
+	struct server *s = p->nwaiting ? NULL : pool_idle_past_lease(p);
+	if (s)
+		server_close(s, "room for another worker");
 }
 
 void pool_close_idle(struct worker *w)

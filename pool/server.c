@@ -66,12 +66,23 @@ const char *server_param(const struct server *s, const char *name)
 	return NULL;
 }
 
+#define SERVER_NO_PARAM UINT16_MAX
+
+void server_params_free(struct server_param *v, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		free(v[i].name);
+		free(v[i].value);
+	}
+	free(v);
+}
+
 /*
  * Where each tracked parameter, and after them default_transaction_read_only,
  * sits in s->params: looked up again only after the parameters change, not at
  * every link.
  */
-static const struct server_param *server_indexed(struct server *s, size_t i)
+const struct server_param *server_tracked(struct server *s, size_t i)
 {
 	const struct cfg *cfg = s->c.w->rt->cfg;
 	size_t n = cfg->ntrack_parameters;
@@ -93,20 +104,14 @@ static const struct server_param *server_indexed(struct server *s, size_t i)
 	return s->trk[i] == SERVER_NO_PARAM ? NULL : &s->params[s->trk[i]];
 }
 
-const struct server_param *server_tracked(struct server *s, size_t i)
-{
-	return server_indexed(s, i);
-}
-
 const char *server_default_read_only(struct server *s)
 {
-	const struct server_param *p = server_indexed(s, s->c.w->rt->cfg->ntrack_parameters);
+	const struct server_param *p = server_tracked(s, s->c.w->rt->cfg->ntrack_parameters);
 	return p ? p->value : NULL;
 }
 
 static void server_set_param_as(struct server *s, const char *name, const char *value, bool noted)
 {
-	s->params_gen++;
 	for (uint32_t i = 0; i < s->nparams; i++) {
 		if (strcmp(s->params[i].name, name) == 0) {
 			char *v = strdup(value);
@@ -128,6 +133,7 @@ static void server_set_param_as(struct server *s, const char *name, const char *
 	if (!np[s->nparams].name || !np[s->nparams].value)
 		die("out of memory");
 	s->nparams++;
+	s->params_gen++;      /* a new entry: the index may now find it */
 }
 
 /* A linked client hears first, so it never reaches a server that is going away. */
@@ -155,7 +161,7 @@ void server_forget_param(struct server *s, const char *name)
 {
 	for (uint32_t i = 0; i < s->nparams; i++) {
 		if (strcasecmp(s->params[i].name, name) == 0 && s->params[i].noted) {
-			s->params_gen++;
+			s->params_gen++;  /* entries move: the index is stale */
 			free(s->params[i].name);
 			free(s->params[i].value);
 			s->params[i] = s->params[--s->nparams];
@@ -900,11 +906,7 @@ static void server_on_free(struct conn *c)
 {
 	struct server *s = server_of(c);
 	c->w->nservers--;
-	for (uint32_t i = 0; i < s->nparams; i++) {
-		free(s->params[i].name);
-		free(s->params[i].value);
-	}
-	free(s->params);
+	server_params_free(s->params, s->nparams);
 	free(s->trk);
 	bytes_free(&s->in);
 	bytes_free(&s->pcap);

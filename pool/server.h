@@ -80,9 +80,9 @@ struct server {
 	uint32_t be_pid, be_key;   /* BackendKeyData: for cancels */
 	struct server_param *params;
 	uint32_t nparams;
-	uint32_t params_gen;       /* bumped when params change */
-	uint32_t trk_gen;          /* params_gen that trk was built for (0: never) */
-	uint16_t *trk;             /* tracked parameter i -> index in params, or SERVER_NO_PARAM (server_tracked) */
+	uint32_t params_gen;       /* bumped when entries of params are added or move */
+	uint32_t trk_gen;          /* params_gen that trk was built for (trk NULL: never built) */
+	uint16_t *trk;             /* tracked parameter i -> its index in params (server_tracked) */
 	uint64_t created, idle_since, state_since;
 	struct scram_client *scram;
 	char     id[16];
@@ -147,13 +147,14 @@ void server_setup_query(struct server *s, const char *sql);
 const char *server_param(const struct server *s, const char *name);
 /* Records a value we set on s for a parameter PostgreSQL does not report. */
 void server_note_param(struct server *s, const char *name, const char *value);
-#define SERVER_NO_PARAM UINT16_MAX
 /*
  * Tracked parameter i of the configuration (track_parameters) as s has it,
  * or NULL: the same entry server_param() finds by name, without a search.
  * Its `noted`: we set it, PostgreSQL does not report it.
  */
 const struct server_param *server_tracked(struct server *s, size_t i);
+/* Frees an array of n parameters, names and values. */
+void server_params_free(struct server_param *v, uint32_t n);
 /* default_transaction_read_only as s has it (PostgreSQL reports it since 14), or NULL; no search either. */
 const char *server_default_read_only(struct server *s);
 /* Forgets a noted value: after a RESET it is the server's default again. */

@@ -63,10 +63,8 @@ static size_t sql_continuation(const char *s, size_t n, size_t i)
 			return newline ? i : 0;
 		if (c == '-' && i + 1 < n && s[i + 1] == '-') {
 			i = sql_line_comment(s, n, i);
-		} else if (c == '\n' || c == '\r') {
-			newline = true;
-			i++;
-		} else if (c == ' ' || c == '\t' || c == '\f' || c == '\v') {
+		} else if (sql_space((unsigned char)c)) {
+			newline |= c == '\n' || c == '\r';
 			i++;
 		} else {
 			return 0;

@@ -1,4 +1,4 @@
-/* Lock-free connection quotas shared by all workers (per-tenant limits build on this). */
+/* Lock-free connection counts shared by all workers: max_client_connections (tenants have quota/tenant.h). */
 #pragma once
 
 #include <stdatomic.h>

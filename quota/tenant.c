@@ -136,18 +136,6 @@ void quota_free(struct quota *q)
 	free(q);
 }
 
-struct quota_tenant *quota_tenant(struct quota *q, const struct cfg_tenant *t)
-{
-	if (!q || !t || !q->ntenants)
-		return NULL;
-	/* Integer arithmetic: comparing pointers into different arrays is undefined. */
-	uintptr_t base = (uintptr_t)q->tenants[0].cfg, p = (uintptr_t)t;
-	if (p < base || (p - base) % sizeof *t)
-		return NULL;
-	size_t i = (p - base) / sizeof *t;
-	return i < q->ntenants ? &q->tenants[i] : NULL;
-}
-
 /* One more on n unless that passes max (0: no limit); never above max, even for a moment. */
 static bool counter_enter(atomic_uint *n, uint32_t max)
 {

@@ -70,8 +70,6 @@ struct quota {
  */
 struct quota *quota_new(const struct cfg *c, size_t ncounts);
 void quota_free(struct quota *q);
-/* The state of a tenant of the configuration quota_new was given (by address), or NULL. */
-struct quota_tenant *quota_tenant(struct quota *q, const struct cfg_tenant *t);
 
 /* One more client; false (and not counted) when that would pass max_client_connections. */
 bool quota_client_enter(struct quota_tenant *t);

@@ -465,7 +465,8 @@ def test_read_only_tenant(proxy, pg, table, pool):
             c.execute(f"insert into {table} values (2)")
         for sql in ("set default_transaction_read_only = off", "set transaction_read_only to off",
                     "begin read write", "set session characteristics as transaction read write",
-                    "reset all", "select set_config('default_transaction_' || 'read_only', 'off', false)",
+                    "reset all", "discard all", "set u&\"default_transaction_read\\005fonly\" = off",
+                    "select set_config('default_transaction_' || 'read_only', 'off', false)",
                     "select \"set_config\"('default_transaction_' || 'read_only', 'off', false)",
                     "do $$ begin execute 'set default_transaction_read' || '_only = off'; end $$",
                     "/* x */ SET default_transaction_read_only=off"):

@@ -656,11 +656,18 @@ static void test_tenants(void)
 		CHECK_STR(t->name, "alpha");
 		CHECK(t->queries_per_second == 50 && t->burst == 50 && !t->read_only);
 		CHECK_STR(c->quota_state_file, "/var/lib/rb/quota");
+		CHECK(c->quota_log_interval == 60000);
 		CHECK(cfg_find_tenant(c, "only", "a") == &c->tenants[0]);
 		cfg_free(c);
 	}
 	c = load_ok("tenants: {}\nquota: {}\n" DB);
 	CHECK(c && c->ntenants == 0 && c->quota_state_file == NULL);
+	cfg_free(c);
+	c = load_ok("quota: { log_interval: 0 }\n" DB);
+	CHECK(c && c->quota_log_interval == 0);
+	cfg_free(c);
+	c = load_ok("quota: { log_interval: 5m }\n" DB);
+	CHECK(c && c->quota_log_interval == 300000);
 	cfg_free(c);
 	end();
 }
@@ -697,6 +704,8 @@ static void test_tenant_errors(void)
 		     T_HEAD "    budgets:\n      - { metric: rows, limit: 1, per: day, window: x }\n" DB, 5, 45,
 		     "unknown key 'window'");
 	expect_error("unknown key in quota", "quota: { state_file: x, path: y }\n" DB, 1, 25, "unknown key 'path'");
+	expect_error("bad log_interval", "quota: { log_interval: soon }\n" DB, 1, 24,
+		     "'log_interval' must be a duration");
 
 	expect_error("tenant without users or databases", "tenants:\n  t: { max_rows: 5 }\n" DB, 2, 3,
 		     "tenant 't' needs 'users' or 'databases'");

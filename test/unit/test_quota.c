@@ -47,8 +47,8 @@ static void one_init(struct one *o, struct cfg_tenant *t)
 	o->cfg.ntenants = 1;
 	o->q = quota_new(&o->cfg, NTHREADS);
 	CHECK(o->q != NULL);
-	o->t = quota_tenant(o->q, t);
-	CHECK(o->t == &o->q->tenants[0]);
+	o->t = &o->q->tenants[0];
+	CHECK(o->t->cfg == t && o->t->ncounts == NTHREADS);
 }
 
 static enum quota_verdict admit(struct quota_tenant *t, uint64_t now_us, uint64_t *wait)
@@ -408,14 +408,11 @@ static void test_counters(void)
 	CHECK(quota_server_take(o.t) && quota_server_take(o.t) && !quota_server_take(o.t));
 	quota_free(o.q);
 
-	/* 0 is no limit; a tenant of another configuration has no state here. */
+	/* 0 is no limit. */
 	c.max_client_connections = 0;
 	one_init(&o, &c);
 	for (int i = 0; i < 1000; i++)
 		CHECK(quota_client_enter(o.t));
-	struct cfg_tenant other = c;
-	CHECK(quota_tenant(o.q, &other) == NULL);
-	CHECK(quota_tenant(o.q, (const struct cfg_tenant *)((char *)&c + 1)) == NULL);
 	quota_free(o.q);
 }
 
@@ -504,6 +501,11 @@ static void test_state(void)
 		{ "ringbouncer-quota 1\nacme queries day 19000 7\nacme  queries day 19000 7\n", -EINVAL, "line 3: too many" },
 		{ "ringbouncer-quota 1\nacme queries day 19000 7\nac%2 queries day 19000 7\n", -EINVAL, "line 3: bad tenant" },
 		{ "ringbouncer-quota 1\nacme queries day 19000 7\nac:me queries day 19000 7\n", -EINVAL, "line 3: bad tenant" },
+		{ "ringbouncer-quota 1\nacme queries day 19000 7\nac%00me queries day 19000 7\n", -EINVAL, "line 3: bad tenant" },
+		{ "ringbouncer-quota 1\nacme queries day 19000 7\nacme queries day 18446744073709551616 7\n", -EINVAL,
+		  "line 3: bad window index" },
+		{ "ringbouncer-quota 1\nacme queries day 19000 7\nacme queries day 000000000000000000019000 7\n", -EINVAL,
+		  "line 3: bad window index" },
 		{ "ringbouncer-quota 1\nacme queries day 19000 7\nacme tuples day 19000 7\n", -EINVAL, "line 3: unknown metric" },
 		{ "ringbouncer-quota 1\nacme queries day 19000 7\nacme queries week 19000 7\n", -EINVAL, "line 3: unknown window" },
 		{ "ringbouncer-quota 1\nacme queries day 19000 281474976710656\n", -EINVAL, "line 2: bad usage" },

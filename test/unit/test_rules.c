@@ -94,6 +94,16 @@ static void test_seen(void)
 	/* A remembered text cut at a NUL is the shorter text. */
 	CHECK(pass(&r, "SELECT 1", &why, &stmt));
 	CHECK(!quota_rules_pass(&r, "drop\0SELECT 1", 13, &stmt, &why));
+	/* What is remembered is the text up to the NUL, never the bytes past it. */
+	for (size_t i = 0; i < QUOTA_RULES_SEEN_SLOTS; i++)
+		r.seen[i].len = 0;   /* forget, keeping the slots' buffers */
+	CHECK(quota_rules_pass(&r, "SELECT 9\0; drop t", 17, &stmt, &why));
+	used = 0;
+	for (size_t i = 0; i < QUOTA_RULES_SEEN_SLOTS; i++) {
+		CHECK(r.seen[i].len != 17);
+		used += r.seen[i].len == 8 && memcmp(r.seen[i].text, "SELECT 9", 8) == 0;
+	}
+	CHECK(used == 1);
 
 	/* Texts past the cache's limit are judged each time, and right. */
 	memset(sql, ' ', sizeof sql - 1);
